@@ -1,0 +1,141 @@
+"""The events access method: outbox files a service's relay delivers to the landing zone.
+
+Layout (the registry's `landing` pattern): `<landing>/<service>/<topic>/dt=<event day>/*.jsonl`.
+The relay files events by the day they happened, so a late delivery is a new file in an old
+day's folder; the extract of a day reads every file in that day's folder, whenever it arrived.
+
+Only regular files whose resolved path stays inside the landing root and whose name is plain
+(`[A-Za-z0-9._-]+.jsonl`) are read. Anything else (a `..` or absolute name, a symlink that leads
+out, an odd name) is skipped and reported, never opened.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from batch_platform.extract.lake import PartitionLoad, PartitionStats
+from batch_platform.registry import SourceSpec
+
+SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.jsonl$")
+
+
+@dataclass(frozen=True)
+class LandingFiles:
+    files: tuple[Path, ...]
+    skipped: tuple[str, ...]  # "<name>: <why>" for every candidate refused
+
+
+def landing_glob(spec: SourceSpec, day: date) -> str:
+    return spec.options["landing"].replace("{date}", day.isoformat())
+
+
+def find_landing_files(spec: SourceSpec, landing_root: Path, day: date) -> LandingFiles:
+    """The files of one source and day, with every refused candidate and why."""
+    root = landing_root.resolve()
+    files, skipped = [], []
+    for candidate in sorted(landing_root.glob(landing_glob(spec, day))):
+        relative = candidate.relative_to(landing_root).as_posix()
+        if not SAFE_FILE_NAME.match(candidate.name):
+            skipped.append(f"{relative}: file name outside the expected pattern")
+            continue
+        resolved = candidate.resolve()
+        if not resolved.is_relative_to(root):
+            skipped.append(f"{relative}: resolves outside the landing folder")
+            continue
+        if not resolved.is_file():
+            skipped.append(f"{relative}: not a regular file")
+            continue
+        files.append(candidate)
+    return LandingFiles(tuple(files), tuple(skipped))
+
+
+_LINES_SQL = """
+INSERT INTO input
+SELECT origin, position, raw FROM (
+    SELECT $origins[list_position($paths, filename)] AS origin,
+           unnest(lines) AS raw, generate_subscripts(lines, 1) AS position
+    FROM (SELECT filename, string_split(content, chr(10)) AS lines FROM read_text($paths))
+) WHERE trim(raw) <> ''
+"""
+
+
+def _stage_undecodable(load: PartitionLoad, path: Path, origin: str) -> None:
+    """A file that is not UTF-8: keep its decodable lines, quarantine the others verbatim."""
+    rows = []
+    for number, line in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((origin, number, line.decode("utf-8")))
+        except UnicodeDecodeError:
+            # Not JSON either way; the repr keeps the bytes visible in the quarantine.
+            rows.append((origin, number, "invalid UTF-8: " + repr(line)[2:-1][:2000]))
+    if rows:
+        load.con.executemany("INSERT INTO input VALUES (?, ?, ?)", rows)
+
+
+def extract_events(spec: SourceSpec, day: date, data_dir: Path) -> PartitionStats:
+    """Read a day's landing files with DuckDB, check them, replace the lake partition."""
+    landing_root, lake_root = data_dir / "landing", data_dir / "lake"
+    found = find_landing_files(spec, landing_root, day)
+    stats = PartitionStats(skipped_inputs=list(found.skipped))
+    stats.input_files = len(found.files)
+    stats.bytes_read = sum(f.stat().st_size for f in found.files)
+    with PartitionLoad(spec, day, lake_root, "json", "raw VARCHAR") as load:
+        paths = [str(f) for f in found.files]
+        origins = [f.relative_to(landing_root).as_posix() for f in found.files]
+        if paths:
+            try:
+                load.con.execute(_LINES_SQL, {"paths": paths, "origins": origins})
+            except duckdb.Error:
+                # At least one file is not valid UTF-8: stage file by file so one bad file
+                # costs only its bad lines.
+                load.con.execute("DELETE FROM input")
+                for path, origin in zip(paths, origins, strict=True):
+                    try:
+                        load.con.execute(_LINES_SQL, {"paths": [path], "origins": [origin]})
+                    except duckdb.Error:
+                        _stage_undecodable(load, Path(path), origin)
+        stats.schema_drift = _unknown_fields(load, spec)
+        _fail_on_missing_required_columns(load, spec)
+        return load.write(stats)
+
+
+def _unknown_fields(load: PartitionLoad, spec: SourceSpec) -> list[str]:
+    """Top-level fields present in the data but not in the contract (schema drift)."""
+    known = [c.name for c in spec.columns]
+    rows = load.con.execute(
+        "SELECT DISTINCT k FROM (SELECT unnest(json_keys(raw::JSON)) AS k FROM "
+        "(SELECT raw FROM input WHERE json_valid(raw)) WHERE json_type(raw::JSON) = 'OBJECT') "
+        "WHERE NOT list_contains($known, k) ORDER BY k",
+        {"known": known},
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+class MissingColumnError(ValueError):
+    """A required column absent from every record: the producer changed its schema."""
+
+
+def _fail_on_missing_required_columns(load: PartitionLoad, spec: SourceSpec) -> None:
+    required = [c.name for c in spec.columns if c.required]
+    present = {
+        r[0]
+        for r in load.con.execute(
+            "SELECT DISTINCT unnest(json_keys(raw::JSON)) FROM "
+            "(SELECT raw FROM input WHERE json_valid(raw)) WHERE json_type(raw::JSON) = 'OBJECT'"
+        ).fetchall()
+    }
+    if not present:
+        return  # no valid object at all: every record is quarantined with its own reason
+    missing = [c for c in required if c not in present]
+    if missing:
+        raise MissingColumnError(
+            f"{spec.path}: required column(s) {', '.join(missing)} missing from every record "
+            f"of partition {load.day.isoformat()}; the producer's schema changed"
+        )

@@ -1,0 +1,180 @@
+"""One Dagster asset per registry entry: the extract factory.
+
+Nothing here knows a particular service. Each `SourceSpec` becomes a daily-partitioned asset
+`raw/<service>/<entity>` in the `infrastructure` group that runs the access method's reader and
+records where every record went. Adding a service to `_sources.yml` adds an asset here.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from batch_platform import paths
+from batch_platform.extract.events import extract_events
+from batch_platform.extract.lake import PartitionStats, partition_path
+from batch_platform.partitions import daily_partitions, partition_day
+from batch_platform.registry import SourceSpec
+
+ROWS_ACCOUNTED_FOR = "rows_accounted_for"
+
+Extractor = Callable[[SourceSpec, date, Path], PartitionStats]
+
+EXTRACTORS: dict[str, Extractor] = {"events": extract_events}
+
+# Network faults are transient; a local file is not worth retrying.
+_TRANSIENT_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+_KINDS = {"events": {"json", "parquet"}, "database": {"sql", "parquet"}, "api": {"api", "parquet"}}
+
+
+def extract_asset_key(spec: SourceSpec) -> dg.AssetKey:
+    return dg.AssetKey(["raw", spec.service, spec.entity])
+
+
+def _code_version(spec: SourceSpec) -> str:
+    """Changes when the contract or the way to extract changes, so the UI flags the asset."""
+    text = json.dumps(
+        [
+            spec.access,
+            spec.options,
+            spec.primary_key,
+            spec.event_time,
+            spec.watermark,
+            [(c.name, c.data_type, c.required, c.accepted_values, c.minimum) for c in spec.columns],
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _contract_schema(spec: SourceSpec) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=c.name,
+                type=c.data_type,
+                description=c.description or None,
+                constraints=dg.TableColumnConstraints(nullable=not c.required),
+                tags={"pii": ""} if c.pii else None,
+            )
+            for c in spec.columns
+        ]
+    )
+
+
+def _description(spec: SourceSpec) -> str:
+    how = {
+        "events": f"outbox event files `{spec.options.get('landing')}` in the landing zone",
+        "database": f"table `{spec.options.get('table')}` through a read-only connection "
+        f"(${spec.options.get('connection_env')}), incremental by `{spec.watermark}`",
+        "api": f"REST endpoint `{spec.options.get('path')}` (${spec.options.get('base_url_env')}),"
+        f" incremental by `{spec.watermark}`",
+    }[spec.access]
+    return (
+        f"{spec.description}\n\nExtracted from the **{spec.service}** service's {how}, into "
+        f"`lake/raw/{spec.path}/dt=<day>/data.parquet`; records that break the contract go to "
+        f"`lake/quarantine/{spec.path}/`. Declared in `dbt_project/models/staging/"
+        f"{spec.service}/_sources.yml`."
+    )
+
+
+def _metadata(stats: PartitionStats) -> dict[str, dg.MetadataValue]:
+    metadata: dict[str, dg.MetadataValue] = {
+        "dagster/row_count": dg.MetadataValue.int(stats.rows_loaded),
+        "rows_read": dg.MetadataValue.int(stats.rows_read),
+        "rows_loaded": dg.MetadataValue.int(stats.rows_loaded),
+        "rows_duplicate": dg.MetadataValue.int(stats.rows_duplicate),
+        "rows_quarantined": dg.MetadataValue.int(stats.rows_quarantined),
+        "bytes_read": dg.MetadataValue.int(stats.bytes_read),
+        "input_files": dg.MetadataValue.int(stats.input_files),
+        "watermark": dg.MetadataValue.text(stats.watermark or ""),
+        "quarantine_reasons": dg.MetadataValue.json(stats.quarantine_reasons),
+        "schema_drift": dg.MetadataValue.json(stats.schema_drift),
+        "skipped_inputs": dg.MetadataValue.json(stats.skipped_inputs),
+    }
+    return metadata
+
+
+def _accounting_check(
+    spec: SourceSpec, day: date, stats: PartitionStats, data_dir: Path
+) -> dg.AssetCheckResult:
+    """Re-count the files actually written: read = loaded + duplicates + quarantined."""
+    lake = data_dir / "lake"
+    loaded = pq.read_metadata(partition_path(lake, "raw", spec, day)).num_rows
+    quarantined = pq.read_metadata(partition_path(lake, "quarantine", spec, day)).num_rows
+    balance = stats.rows_read - (loaded + stats.rows_duplicate + quarantined)
+    return dg.AssetCheckResult(
+        check_name=ROWS_ACCOUNTED_FOR,
+        passed=balance == 0 and stats.rows_duplicate >= 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "rows_read": stats.rows_read,
+            "rows_in_lake_file": loaded,
+            "rows_duplicate": stats.rows_duplicate,
+            "rows_in_quarantine_file": quarantined,
+            "unaccounted": balance,
+        },
+    )
+
+
+def build_extract_asset(spec: SourceSpec) -> dg.AssetsDefinition:
+    key = extract_asset_key(spec)
+    extractor = EXTRACTORS[spec.access]
+    metadata: dict[str, object] = {
+        "dagster/column_schema": _contract_schema(spec),
+        "access_method": spec.access,
+        "primary_key": spec.primary_key,
+        "event_time": spec.event_time,
+        "lake_path": dg.MetadataValue.path(f"data/lake/raw/{spec.path}/"),
+    }
+    if spec.service_url:
+        metadata["service"] = dg.MetadataValue.url(spec.service_url)
+
+    @dg.asset(
+        key=key,
+        description=_description(spec),
+        group_name="infrastructure",
+        owners=[spec.owner],
+        kinds=_KINDS[spec.access],
+        tags={"service": spec.service, "access": spec.access, "layer": "raw"},
+        metadata=metadata,
+        partitions_def=daily_partitions,
+        code_version=_code_version(spec),
+        retry_policy=None if spec.access == "events" else _TRANSIENT_RETRY,
+        check_specs=[
+            dg.AssetCheckSpec(
+                ROWS_ACCOUNTED_FOR,
+                asset=key,
+                description="Every record read is loaded, a duplicate, or quarantined.",
+            )
+        ],
+    )
+    def _extract(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        day = partition_day(context.partition_key)
+        data_dir = paths.data_dir()
+        stats = extractor(spec, day, data_dir)
+        for skipped in stats.skipped_inputs:
+            context.log.warning(f"{spec.path} {day}: skipped input {skipped}")
+        if stats.schema_drift:
+            context.log.warning(
+                f"{spec.path} {day}: schema drift, fields not in the contract: "
+                + ", ".join(stats.schema_drift)
+            )
+        return dg.MaterializeResult(
+            metadata=_metadata(stats), check_results=[_accounting_check(spec, day, stats, data_dir)]
+        )
+
+    _extract.__name__ = f"extract_{spec.name}"
+    return _extract
+
+
+def build_extract_assets(specs: list[SourceSpec]) -> list[dg.AssetsDefinition]:
+    """One asset per registry entry whose access method is implemented."""
+    return [build_extract_asset(spec) for spec in specs if spec.access in EXTRACTORS]

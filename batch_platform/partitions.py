@@ -1,0 +1,38 @@
+"""The one partitioning scheme of the platform: UTC days, end to end.
+
+Extracts, staging models and marts share it, so a day flows from a landing folder to a mart
+without any mapping. The first day comes from BATCH_PLATFORM_START_DATE (default 2026-01-01),
+read when definitions are built.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+
+import dagster as dg
+
+START_DATE_ENV = "BATCH_PLATFORM_START_DATE"
+DEFAULT_START_DATE = "2026-01-01"
+
+
+def start_date() -> str:
+    value = os.environ.get(START_DATE_ENV, DEFAULT_START_DATE)
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{START_DATE_ENV} must be a date like 2026-01-01, got {value!r}"
+        ) from None
+    return value
+
+
+daily_partitions = dg.DailyPartitionsDefinition(start_date=start_date(), timezone="UTC")
+
+
+def partition_day(key: str) -> date:
+    """The day a partition key names; refuses anything that is not exactly YYYY-MM-DD."""
+    try:
+        return datetime.strptime(key, "%Y-%m-%d").date()
+    except ValueError:
+        raise ValueError(f"partition key must be a day like 2026-03-01, got {key!r}") from None

@@ -1,0 +1,46 @@
+"""Where runtime data lives.
+
+Everything the platform writes at run time sits under one data folder so that a test, a
+benchmark or a second checkout can point the whole platform elsewhere with one environment
+variable, BATCH_PLATFORM_DATA_DIR. The default is `data/` in the project root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+DATA_DIR_ENV = "BATCH_PLATFORM_DATA_DIR"
+
+
+def data_dir() -> Path:
+    """The runtime data folder (absolute), from BATCH_PLATFORM_DATA_DIR or `<project>/data`."""
+    configured = os.environ.get(DATA_DIR_ENV)
+    return Path(configured).resolve() if configured else PROJECT_ROOT / "data"
+
+
+def landing_dir() -> Path:
+    """Where services' outbox relays deliver event files (one folder per service/topic/day)."""
+    return data_dir() / "landing"
+
+
+def services_dir() -> Path:
+    """The demo services' own databases (SQLite), which the platform reads read-only."""
+    return data_dir() / "services"
+
+
+def lake_dir() -> Path:
+    """The raw lake: data/lake/raw/<service>/<entity>/dt=YYYY-MM-DD/ and data/lake/quarantine/."""
+    return data_dir() / "lake"
+
+
+def warehouse_path() -> Path:
+    """The DuckDB warehouse dbt writes (one writer at a time)."""
+    return data_dir() / "warehouse.duckdb"
+
+
+def landscape_manifest_path() -> Path:
+    """The simulator's ground truth for the generated landscape."""
+    return data_dir() / "landscape.json"

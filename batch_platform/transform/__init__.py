@@ -1,0 +1,1 @@
+"""Transform layer: dbt models in the DuckDB warehouse, as Dagster assets."""

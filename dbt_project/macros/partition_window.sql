@@ -1,0 +1,34 @@
+{#-
+  The partition window every incremental model processes: the half-open interval
+  [var('min_date'), var('max_date')). Dagster passes the window of the partitions being
+  materialised; the defaults in dbt_project.yml cover all time, so a plain `dbt build` works.
+
+  The vars are parsed as dates before they reach SQL: anything that is not a date (a hostile
+  partition key, a typo) stops compilation instead of being spliced into a statement.
+-#}
+{% macro _window_date(name) -%}
+    {%- set raw = var(name) | string -%}
+    {%- set parsed = modules.datetime.date.fromisoformat(raw) -%}
+    cast('{{ parsed.isoformat() }}' as date)
+{%- endmacro %}
+
+{% macro partition_start() -%}{{ _window_date('min_date') }}{%- endmacro %}
+{% macro partition_end() -%}{{ _window_date('max_date') }}{%- endmacro %}
+
+{#- `column >= start and column < end` for the current window. -#}
+{% macro in_partition_window(column) -%}
+    {{ column }} >= {{ partition_start() }} and {{ column }} < {{ partition_end() }}
+{%- endmacro %}
+
+{#-
+  Pre-hook of every partitioned incremental model: delete the window before the new rows are
+  appended, inside the same transaction, so a re-run replaces exactly its partitions (days that
+  became empty included) and nothing else.
+-#}
+{% macro delete_partition_window(column) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where {{ in_partition_window(column) }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
