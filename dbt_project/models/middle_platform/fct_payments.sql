@@ -1,0 +1,43 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_partition_window('payment_date') }}",
+    )
+}}
+
+-- One row per payment, on the day of its first event, with its outcome. Events are read from
+-- a settlement period before the window too, so a payment that began earlier is not mistaken
+-- for one that began inside it.
+with events as (
+    select * from {{ ref('stg_payments__payment_events') }}
+    where event_date >= {{ dbt.dateadd('day', -var('settlement_days'), partition_start()) }}
+        and event_date < {{ settlement_end() }}
+),
+
+payments as (
+    select
+        payment_id,
+        min(order_id) as order_id,
+        min(event_date) as payment_date,
+        min(method) as method,
+        min(currency) as currency,
+        min(occurred_at) as first_event_at,
+        max(case when event_type = 'payment_captured' then amount end) as captured_amount,
+        max(case when event_type = 'payment_refunded' then amount end) as refunded_amount,
+        max(case when event_type = 'payment_captured' then occurred_at end) as captured_at,
+        max(case when event_type = 'payment_failed' then occurred_at end) as failed_at
+    from events
+    group by payment_id
+)
+
+select
+    *,
+    case
+        when refunded_amount is not null then 'refunded'
+        when captured_at is not null then 'captured'
+        when failed_at is not null then 'failed'
+        else 'pending'
+    end as status
+from payments
+where {{ in_partition_window('payment_date') }}

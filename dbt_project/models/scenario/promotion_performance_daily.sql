@@ -1,0 +1,34 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_partition_window('order_date') }}",
+    )
+}}
+
+-- Per campaign and day: how many orders redeemed it, the revenue they brought and what the
+-- discount cost. A code no campaign knows is kept (campaign_name null) so it shows up.
+with redemptions as (
+    select order_date, promotion_code, count(*) as redemptions,
+        sum(total_amount) as revenue, sum(discount_amount) as discount_cost,
+        count(distinct customer_id) as customers,
+        sum(case when status = 'cancelled' then 1 else 0 end) as cancelled_redemptions
+    from {{ ref('fct_orders') }}
+    where promotion_code is not null and {{ in_partition_window('order_date') }}
+    group by order_date, promotion_code
+)
+
+select
+    redemptions.order_date,
+    redemptions.promotion_code,
+    campaigns.campaign_name,
+    campaigns.discount_pct,
+    redemptions.redemptions,
+    redemptions.cancelled_redemptions,
+    redemptions.customers,
+    redemptions.revenue,
+    redemptions.discount_cost,
+    {{ safe_ratio('redemptions.revenue', 'redemptions.discount_cost') }} as revenue_per_discount_unit
+from redemptions
+left join {{ ref('stg_promotions__campaigns') }} as campaigns
+    on campaigns.promotion_code = redemptions.promotion_code
