@@ -2,22 +2,23 @@
 
 Everything here is assembly. The extract assets come from the registry in the dbt sources, the
 transform assets from the dbt manifest; adding a service or a model changes YAML or SQL, not
-this file.
+this file. Freshness and automation are applied to every asset by layer (automation.py).
 """
-
-from __future__ import annotations
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from batch_platform.automation import apply_policies, automation_sensor
 from batch_platform.dbt_project import DBT_EXECUTABLE, dbt_project, load_manifest
 from batch_platform.extract.factory import build_extract_assets
 from batch_platform.registry import load_registry
+from batch_platform.sensors import build_landing_sensor, run_failure_alert
 from batch_platform.transform.dbt_assets import dbt_partitioned_models, dbt_unpartitioned_models
 
-extract_assets = build_extract_assets(load_registry(load_manifest()))
+registry = load_registry(load_manifest())
 
 defs = dg.Definitions(
-    assets=[*extract_assets, dbt_partitioned_models, dbt_unpartitioned_models],
+    assets=[*build_extract_assets(registry), dbt_partitioned_models, dbt_unpartitioned_models],
+    sensors=[build_landing_sensor(registry), automation_sensor, run_failure_alert],
     resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)},
-)
+).map_asset_specs(func=apply_policies)

@@ -34,23 +34,27 @@ def landing_glob(spec: SourceSpec, day: date) -> str:
     return spec.options["landing"].replace("{date}", day.isoformat())
 
 
+def refusal(candidate: Path, landing_root: Path) -> str | None:
+    """Why a landing file must not be read, or None when it is safe to read."""
+    if not SAFE_FILE_NAME.match(candidate.name):
+        return "file name outside the expected pattern"
+    resolved = candidate.resolve()
+    if not resolved.is_relative_to(landing_root.resolve()):
+        return "resolves outside the landing folder"
+    if not resolved.is_file():
+        return "not a regular file"
+    return None
+
+
 def find_landing_files(spec: SourceSpec, landing_root: Path, day: date) -> LandingFiles:
     """The files of one source and day, with every refused candidate and why."""
-    root = landing_root.resolve()
     files, skipped = [], []
     for candidate in sorted(landing_root.glob(landing_glob(spec, day))):
-        relative = candidate.relative_to(landing_root).as_posix()
-        if not SAFE_FILE_NAME.match(candidate.name):
-            skipped.append(f"{relative}: file name outside the expected pattern")
-            continue
-        resolved = candidate.resolve()
-        if not resolved.is_relative_to(root):
-            skipped.append(f"{relative}: resolves outside the landing folder")
-            continue
-        if not resolved.is_file():
-            skipped.append(f"{relative}: not a regular file")
-            continue
-        files.append(candidate)
+        reason = refusal(candidate, landing_root)
+        if reason:
+            skipped.append(f"{candidate.relative_to(landing_root).as_posix()}: {reason}")
+        else:
+            files.append(candidate)
     return LandingFiles(tuple(files), tuple(skipped))
 
 

@@ -1,0 +1,97 @@
+"""Cross-cutting policy: how fresh each layer must be and when an asset updates by itself.
+
+Applied once, in `definitions.py`, to every asset by its group, so no asset definition carries
+its own copy. The numbers are per layer because each layer waits on the one below it:
+
+| layer (group)                        | warn | fail | updates when                      |
+| ------------------------------------ | ---- | ---- | --------------------------------- |
+| extracts (`infrastructure`, raw/…)   | 26 h | 50 h | sensors see new data; stale again |
+| staging (`infrastructure`, stg_…)    | 27 h | 51 h | an upstream partition updated     |
+| `middle_platform`                    | 28 h | 52 h | an upstream partition updated     |
+| `scenario`, `channel`, `consistency` | 29 h | 53 h | an upstream partition updated     |
+| `analytics` (published snapshot)     | 30 h | 54 h | an upstream asset updated         |
+
+A daily batch is due once a day; "warn" leaves two hours for the chain above to catch up after
+the extracts, "fail" means a whole day was missed. Any asset whose freshness warns or fails is
+requested again for its latest day.
+"""
+
+from datetime import timedelta
+
+import dagster as dg
+
+# (warn, fail) hours per layer
+FRESHNESS_HOURS: dict[str, tuple[int, int]] = {
+    "raw": (26, 50),
+    "staging": (27, 51),
+    "middle_platform": (28, 52),
+    "scenario": (29, 53),
+    "channel": (29, 53),
+    "consistency": (29, 53),
+    "analytics": (30, 54),
+}
+
+
+def layer_of(spec: dg.AssetSpec) -> str:
+    """The layer an asset belongs to: its `layer` tag (extracts, dbt models) or its group."""
+    return spec.tags.get("layer") or spec.group_name or "analytics"
+
+
+def freshness_policy(layer: str) -> dg.FreshnessPolicy:
+    warn, fail = FRESHNESS_HOURS.get(layer, FRESHNESS_HOURS["analytics"])
+    return dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=fail), warn_window=timedelta(hours=warn)
+    )
+
+
+def stale_again() -> dg.AutomationCondition:
+    """Request the latest day again when the asset's freshness warns or fails.
+
+    On a partitioned asset the freshness state applies to every partition, so it is combined
+    with the latest time window: one request, for today's partition, not one per day of history.
+    """
+    return (
+        (
+            (dg.AutomationCondition.freshness_warned() | dg.AutomationCondition.freshness_failed())
+            & dg.AutomationCondition.in_latest_time_window()
+            & ~dg.AutomationCondition.in_progress()
+        )
+        .since_last_handled()
+        .with_label("stale: freshness warned or failed")
+    )
+
+
+def upstream_updated() -> dg.AutomationCondition:
+    """Update a partition after any of its upstream partitions updated, any day, not only today.
+
+    `eager()` looks at the latest day only; late events re-open old days, so the condition here
+    covers every partition whose dependencies changed since it was last requested or updated.
+    """
+    return (
+        dg.AutomationCondition.any_deps_updated().since(
+            dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()
+        )
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("an upstream partition updated")
+
+
+def apply_policies(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """Freshness for every asset; automation for everything above the extracts."""
+    layer = layer_of(spec)
+    condition = stale_again() if layer == "raw" else (upstream_updated() | stale_again())
+    return spec.replace_attributes(
+        freshness_policy=freshness_policy(layer), automation_condition=condition
+    )
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "platform_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description=(
+        "Evaluates every asset's automation condition: models update after their upstream "
+        "partitions update, and stale assets are requested again. Running by default."
+    ),
+)

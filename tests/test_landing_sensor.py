@@ -1,0 +1,105 @@
+"""The landing sensor over real files: exact run requests, cursor, restart and late files."""
+
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from batch_platform.dbt_project import load_manifest
+from batch_platform.definitions import defs
+from batch_platform.registry import load_registry
+from batch_platform.sensors import build_landing_sensor
+
+
+@pytest.fixture
+def landing(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("BATCH_PLATFORM_DATA_DIR", str(tmp_path))
+    root = tmp_path / "landing"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def sensor() -> dg.SensorDefinition:
+    return build_landing_sensor(load_registry(load_manifest()))
+
+
+def deliver(root: Path, relative: str, text: str = '{"event_id": "x"}\n') -> Path:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def evaluate(sensor, cursor=None):
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(cursor=cursor, instance=instance, definitions=defs)
+        result = sensor.evaluate_tick(context)
+    requests = sorted(
+        (r.asset_selection[0].to_user_string(), r.partition_key) for r in result.run_requests
+    )
+    return requests, result.cursor
+
+
+def test_new_files_request_exactly_their_source_and_day(landing, sensor):
+    deliver(landing, "orders/order_events/dt=2026-03-01/2026-03-01-000.jsonl")
+    deliver(landing, "orders/order_events/dt=2026-03-01/2026-03-01-001.jsonl")
+    deliver(landing, "payments/payment_events/dt=2026-03-02/2026-03-02-000.jsonl")
+    requests, cursor = evaluate(sensor)
+    assert requests == [
+        ("raw/orders/order_events", "2026-03-01"),
+        ("raw/payments/payment_events", "2026-03-02"),
+    ]
+    # Nothing new: nothing requested, however often the sensor ticks.
+    assert evaluate(sensor, cursor) == ([], cursor)
+
+
+def test_a_late_file_reopens_its_old_day_only(landing, sensor):
+    deliver(landing, "orders/order_events/dt=2026-03-01/2026-03-01-000.jsonl")
+    deliver(landing, "orders/order_events/dt=2026-03-02/2026-03-02-000.jsonl")
+    _, cursor = evaluate(sensor)
+    time.sleep(0.01)
+    deliver(landing, "orders/order_events/dt=2026-03-01/2026-03-04-late.jsonl")
+    deliver(landing, "orders/order_events/dt=2026-03-04/2026-03-04-000.jsonl")
+    requests, _ = evaluate(sensor, cursor)
+    assert requests == [
+        ("raw/orders/order_events", "2026-03-01"),
+        ("raw/orders/order_events", "2026-03-04"),
+    ]
+
+
+def test_a_changed_file_is_seen_again(landing, sensor):
+    path = deliver(landing, "shipping/shipment_events/dt=2026-03-03/2026-03-03-000.jsonl")
+    _, cursor = evaluate(sensor)
+    time.sleep(0.01)
+    path.write_text('{"event_id": "x"}\n{"event_id": "y"}\n')
+    assert evaluate(sensor, cursor)[0] == [("raw/shipping/shipment_events", "2026-03-03")]
+
+
+def test_after_a_restart_nothing_is_repeated_or_missed(landing, sensor):
+    """The cursor is all the sensor remembers: a new process with it sees only new files."""
+    deliver(landing, "orders/order_events/dt=2026-03-01/2026-03-01-000.jsonl")
+    _, cursor = evaluate(sensor)
+    # Delivered while the daemon was down, with the same change time as the last seen file.
+    seen = landing / "orders/order_events/dt=2026-03-01/2026-03-01-000.jsonl"
+    stamp = seen.stat().st_mtime_ns
+    twin = deliver(landing, "clickstream/sessions/dt=2026-03-01/2026-03-01-000.jsonl")
+    os.utime(twin, ns=(stamp, stamp))
+    restarted = build_landing_sensor(load_registry(load_manifest()))
+    requests, cursor = evaluate(restarted, cursor)
+    assert requests == [("raw/clickstream/sessions", "2026-03-01")]
+    assert evaluate(restarted, cursor)[0] == []
+
+
+def test_unsafe_or_foreign_names_are_never_requested(landing, sensor, tmp_path):
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text("{}\n")
+    folder = landing / "orders/order_events/dt=2026-03-01"
+    folder.mkdir(parents=True)
+    (folder / "link.jsonl").symlink_to(outside)
+    deliver(landing, "orders/order_events/dt=2026-03-01/notes.txt")
+    deliver(landing, "orders/order_events/dt=not-a-day/2026-03-01-000.jsonl")
+    deliver(landing, "orders/order_events/dt=2020-01-01/2020-01-01-000.jsonl")  # before day one
+    assert evaluate(sensor)[0] == []
