@@ -38,6 +38,9 @@ class PlatformTranslator(DagsterDbtTranslator):
     """Maps dbt nodes onto the platform's asset graph: layer groups, raw keys for sources."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        meta = dbt_resource_props.get("meta") or {}
+        if "asset_key" in (meta.get("dagster") or {}):
+            return dg.AssetKey(meta["dagster"]["asset_key"])
         if dbt_resource_props["resource_type"] == "source":
             return dg.AssetKey(
                 ["raw", dbt_resource_props["source_name"], dbt_resource_props["name"]]
