@@ -11,14 +11,25 @@ from dagster_dbt import DbtCliResource
 from batch_platform.automation import apply_policies, automation_sensor
 from batch_platform.dbt_project import DBT_EXECUTABLE, dbt_project, load_manifest
 from batch_platform.extract.factory import build_extract_assets
+from batch_platform.publish import analytics_snapshot
 from batch_platform.registry import load_registry
 from batch_platform.sensors import build_landing_sensor, run_failure_alert
-from batch_platform.transform.dbt_assets import dbt_partitioned_models, dbt_unpartitioned_models
+from batch_platform.transform.dbt_assets import (
+    dbt_current_state_models,
+    dbt_dimension_models,
+    dbt_partitioned_models,
+)
 
 registry = load_registry(load_manifest())
 
 defs = dg.Definitions(
-    assets=[*build_extract_assets(registry), dbt_partitioned_models, dbt_unpartitioned_models],
+    assets=[
+        *build_extract_assets(registry),
+        dbt_current_state_models,
+        dbt_partitioned_models,
+        dbt_dimension_models,
+        analytics_snapshot,
+    ],
     sensors=[build_landing_sensor(registry), automation_sensor, run_failure_alert],
     resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)},
 ).map_asset_specs(func=apply_policies)

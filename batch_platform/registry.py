@@ -22,7 +22,8 @@ import duckdb
 AccessMethod = Literal["events", "database", "api"]
 ACCESS_METHODS: tuple[str, ...] = ("events", "database", "api")
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Starts with a letter: names with a leading underscore are the platform's own (contract.py).
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 _LANDING_PATTERN = re.compile(r"^[A-Za-z0-9_./=*{}-]+$")
 _API_PATH = re.compile(r"^/[A-Za-z0-9_/-]*$")
@@ -94,7 +95,7 @@ def _fail(entry: str, message: str) -> RegistryError:
 def _identifier(entry: str, what: str, value: Any) -> str:
     if not isinstance(value, str) or not _IDENTIFIER.match(value):
         raise _fail(
-            entry, f"{what} must be a lower-case identifier ([a-z_][a-z0-9_]*), got {value!r}"
+            entry, f"{what} must be a lower-case identifier ([a-z][a-z0-9_]*), got {value!r}"
         )
     return value
 

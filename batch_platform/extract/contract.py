@@ -99,22 +99,30 @@ def _rules(
     return rules
 
 
+# The platform's own columns beside a record. Contract columns start with a letter (the registry
+# enforces it), so these names never collide with a source's columns.
+ORIGIN, POSITION, REASON = "_origin", "_position", "_quarantine_reason"
+
+
 def checked_sql(
     kind: InputKind, spec: SourceSpec, window: tuple[datetime, datetime]
 ) -> tuple[str, dict[str, Any]]:
-    """SELECT over `input` adding `reason` (NULL when the record meets the contract)."""
+    """SELECT over `input` adding `_quarantine_reason` (NULL when the record is valid)."""
     params = _Params({})
     rules = " ".join(_rules(kind, spec, window, params))
-    if kind == "json":
-        raw = "raw"
-        payload = "raw"
-    else:
-        raw = "to_json(input)"
-        payload = ", ".join(quote_identifier(c) for c in ("origin", "position"))
-        payload = f"* EXCLUDE ({payload})"
     # Identifiers are quoted, types parsed by DuckDB, every value is a bound parameter.
-    sql = f"SELECT origin, position, {raw} AS raw_text, CASE {rules} END AS reason, {payload} FROM input"  # noqa: E501, S608
+    sql = f"SELECT *, CASE {rules} END AS {REASON} FROM input"  # noqa: S608
     return sql, params.values
+
+
+def quarantine_raw_sql(kind: InputKind) -> str:
+    """The record as received, as text: the JSON line itself, or the source row as JSON.
+
+    Computed for quarantined records only, when the quarantine file is written.
+    """
+    if kind == "json":
+        return "raw"
+    return f"to_json(struct_pack(*COLUMNS(* EXCLUDE ({ORIGIN}, {POSITION}, {REASON}))))"
 
 
 def loaded_sql(kind: InputKind, spec: SourceSpec) -> tuple[str, dict[str, Any]]:
@@ -125,5 +133,5 @@ def loaded_sql(kind: InputKind, spec: SourceSpec) -> tuple[str, dict[str, Any]]:
     )
     key = typed(kind, spec.column(spec.primary_key), params)
     order = quote_identifier(spec.primary_key)
-    sql = f"SELECT {columns} FROM checked WHERE reason IS NULL QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY origin, position) = 1 ORDER BY {order}"  # noqa: E501, S608
+    sql = f"SELECT {columns} FROM checked WHERE {REASON} IS NULL QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {ORIGIN}, {POSITION}) = 1 ORDER BY {order}"  # noqa: E501, S608
     return sql, params.values

@@ -21,7 +21,16 @@ from typing import Any
 
 import duckdb
 
-from batch_platform.extract.contract import InputKind, checked_sql, loaded_sql, quote_identifier
+from batch_platform.extract.contract import (
+    ORIGIN,
+    POSITION,
+    REASON,
+    InputKind,
+    checked_sql,
+    loaded_sql,
+    quarantine_raw_sql,
+    quote_identifier,
+)
 from batch_platform.registry import SourceSpec
 
 PARTITION_FILE = "data.parquet"
@@ -55,6 +64,25 @@ class PartitionStats:
     schema_drift: list[str] = field(default_factory=list)
     skipped_inputs: list[str] = field(default_factory=list)
 
+    def combine(self, other: PartitionStats) -> PartitionStats:
+        """The figures of two extracts together (for a run that covers several days)."""
+        reasons = dict(self.quarantine_reasons)
+        for reason, count in other.quarantine_reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + count
+        marks = [m for m in (self.watermark, other.watermark) if m]
+        return PartitionStats(
+            rows_read=self.rows_read + other.rows_read,
+            rows_loaded=self.rows_loaded + other.rows_loaded,
+            rows_duplicate=self.rows_duplicate + other.rows_duplicate,
+            rows_quarantined=self.rows_quarantined + other.rows_quarantined,
+            bytes_read=self.bytes_read + other.bytes_read,
+            input_files=self.input_files + other.input_files,
+            watermark=max(marks) if marks else None,
+            quarantine_reasons=reasons,
+            schema_drift=sorted(set(self.schema_drift) | set(other.schema_drift)),
+            skipped_inputs=self.skipped_inputs + other.skipped_inputs,
+        )
+
 
 def _copy_atomically(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], final: Path):
     """COPY a query to Parquet beside `final`, then rename over it (atomic on one filesystem)."""
@@ -82,8 +110,8 @@ def _literal_path(path: Path) -> str:
 class PartitionLoad:
     """Stage one partition's records in a scratch DuckDB, check them, write lake + quarantine.
 
-    The scratch database lives in a temporary folder with a memory limit, so DuckDB spills to
-    disk instead of growing without bound: a 5-million-row table extracts in bounded memory.
+    The scratch database is in memory with a memory limit and a spill folder, so DuckDB spills
+    to disk instead of growing without bound: a 5-million-row table extracts in bounded memory.
     """
 
     def __init__(
@@ -97,10 +125,12 @@ class PartitionLoad:
     ):
         self.spec, self.day, self.lake_root, self.kind = spec, day, lake_root, kind
         self._tmp = tempfile.TemporaryDirectory(prefix=f"extract-{spec.name}-")
-        self.con = duckdb.connect(str(Path(self._tmp.name) / "scratch.duckdb"))
+        self.con = duckdb.connect(":memory:")
         self.con.execute("SET memory_limit = $m", {"m": memory_limit})
         self.con.execute("SET temp_directory = $t", {"t": str(Path(self._tmp.name) / "spill")})
-        self.con.execute(f"CREATE TABLE input (origin VARCHAR, position BIGINT, {input_columns})")
+        self.con.execute(
+            f"CREATE TABLE input ({ORIGIN} VARCHAR, {POSITION} BIGINT, {input_columns})"
+        )
 
     def __enter__(self) -> PartitionLoad:
         return self
@@ -119,8 +149,8 @@ class PartitionLoad:
         self.con.execute(f"CREATE TABLE checked AS {sql}", params)
         stats.rows_read = self.con.execute("SELECT count(*) FROM checked").fetchone()[0]
         for reason, count in self.con.execute(
-            "SELECT split_part(reason, ', got ', 1), count(*) FROM checked "
-            "WHERE reason IS NOT NULL GROUP BY ALL ORDER BY ALL"
+            f"SELECT split_part({REASON}, ', got ', 1), count(*) FROM checked "  # noqa: S608
+            f"WHERE {REASON} IS NOT NULL GROUP BY ALL ORDER BY ALL"
         ).fetchall():
             stats.quarantine_reasons[reason] = count
         stats.rows_quarantined = sum(stats.quarantine_reasons.values())
@@ -143,9 +173,11 @@ class PartitionLoad:
         )
         _copy_atomically(
             self.con,
-            "SELECT $source AS source, CAST($day AS DATE) AS partition, origin, position, "
-            "raw_text AS raw, reason FROM checked WHERE reason IS NOT NULL "
-            "ORDER BY origin, position",
+            # Only the platform's constant column names are formatted in; values are bound.
+            f"SELECT $source AS source, CAST($day AS DATE) AS partition, {ORIGIN} AS origin, "  # noqa: S608, E501
+            f"{POSITION} AS position, CAST({quarantine_raw_sql(self.kind)} AS VARCHAR) AS raw, "
+            f"{REASON} AS reason FROM checked WHERE {REASON} IS NOT NULL "
+            f"ORDER BY {ORIGIN}, {POSITION}",
             {"source": self.spec.path, "day": self.day},
             partition_path(self.lake_root, "quarantine", self.spec, self.day),
         )

@@ -2,7 +2,7 @@
 
 Incremental models are daily-partitioned: Dagster passes the partition window as dbt vars and
 a backfill of any range is ONE dbt invocation in ONE run (`BackfillPolicy.single_run`). The
-other models (current-state tables and dimensions) are unpartitioned and rebuilt whole.
+other models (current-state staging tables, dimensions) are unpartitioned and rebuilt whole.
 Everything that writes the warehouse takes the `duckdb_warehouse` pool, which the instance
 limits to one run at a time, because DuckDB allows one writer.
 """
@@ -23,12 +23,17 @@ from batch_platform.partitions import daily_partitions
 from batch_platform.transform.dbt_vars import build_args
 
 WAREHOUSE_POOL = "duckdb_warehouse"
+# Three selections, in the order a full build needs them: current-state staging tables (read
+# the lake), partitioned incremental models (may join current state), whole-table dimensions
+# (may aggregate partitioned facts). One multi-asset each keeps the graph free of cycles.
+CURRENT_STATE = "path:models/staging,config.materialized:table"
 PARTITIONED = "config.materialized:incremental"
+WHOLE_TABLES = "config.materialized:table"
 
 # Must equal the `settlement_days` var in dbt_project.yml (a test holds them together): models
-# built with the settlement window read their upstream partitions up to this many days ahead.
-SETTLEMENT_DAYS = 5
-SETTLEMENT_MACRO = "macro.batch_platform.settlement_end"
+# built with the settlement window read their upstream partitions this many days around theirs.
+SETTLEMENT_DAYS = 7
+SETTLEMENT_MACRO = "macro.batch_platform.in_settlement_window"
 
 # dbt folders are the architectural layers; staging joins its extracts in `infrastructure`.
 LAYER_GROUPS = {"staging": "infrastructure"}
@@ -58,14 +63,14 @@ class PlatformTranslator(DagsterDbtTranslator):
         dbt_resource_props: Mapping[str, Any],
         dbt_parent_resource_props: Mapping[str, Any],
     ) -> dg.PartitionMapping | None:
-        """A model keyed by order day that reads later lifecycle events depends on later days.
+        """A model keyed by order day reads lifecycle events of the days around it.
 
         So a payment or shipment that lands days after the order re-opens the order's day.
         """
         macros = (dbt_resource_props.get("depends_on") or {}).get("macros") or []
         if SETTLEMENT_MACRO in macros:
             return dg.TimeWindowPartitionMapping(
-                start_offset=0,
+                start_offset=-SETTLEMENT_DAYS,
                 end_offset=SETTLEMENT_DAYS,
                 allow_nonexistent_upstream_partitions=True,
             )
@@ -107,11 +112,25 @@ def dbt_partitioned_models(context: dg.AssetExecutionContext, dbt: DbtCliResourc
 @dbt_assets(
     manifest=ensure_manifest(),
     project=dbt_project,
-    exclude=PARTITIONED,
+    select=CURRENT_STATE,
     dagster_dbt_translator=translator,
     pool=WAREHOUSE_POOL,
-    name="dbt_unpartitioned_models",
+    name="dbt_current_state_models",
 )
-def dbt_unpartitioned_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Current-state tables (latest version per key) and dimensions, rebuilt whole."""
+def dbt_current_state_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """Staging tables of current state (newest version per key), rebuilt whole from the lake."""
+    yield from dbt.cli(build_args(None), context=context).stream()
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=dbt_project,
+    select=WHOLE_TABLES,
+    exclude=CURRENT_STATE,
+    dagster_dbt_translator=translator,
+    pool=WAREHOUSE_POOL,
+    name="dbt_dimension_models",
+)
+def dbt_dimension_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """Dimensions and whole-table summaries over the layers below, rebuilt whole."""
     yield from dbt.cli(build_args(None), context=context).stream()

@@ -1,15 +1,20 @@
 {#-
-  An order's lifecycle (payment, cancellation, shipment, delivery) happens over the days after
-  it was placed, and events can arrive days late. Models keyed by the day an order was placed
-  therefore read lifecycle events from the window's start up to `settlement_days` after its end.
-  Dagster mirrors this with a partition mapping, so a late event re-opens the orders it touches.
+  An order's lifecycle (payment, cancellation, shipment, delivery, refund) spans days, and its
+  events can arrive late, so the event that tells an order's day may be missing for a while.
+  Models keyed by an order's day therefore read events `settlement_days` before and after their
+  window. Dagster mirrors this with a partition mapping of the same width, so a late event
+  re-opens the days it can touch.
 -#}
+{% macro settlement_start() -%}
+    {{ dbt.dateadd('day', -var('settlement_days'), partition_start()) }}
+{%- endmacro %}
+
 {% macro settlement_end() -%}
     {{ dbt.dateadd('day', var('settlement_days'), partition_end()) }}
 {%- endmacro %}
 
 {% macro in_settlement_window(column) -%}
-    {{ column }} >= {{ partition_start() }} and {{ column }} < {{ settlement_end() }}
+    {{ column }} >= {{ settlement_start() }} and {{ column }} < {{ settlement_end() }}
 {%- endmacro %}
 
 {#- A ratio that is null instead of failing when the denominator is zero. -#}

@@ -20,7 +20,7 @@ orders as (
         sum(total_amount) as gmv, sum(discount_amount) as discount,
         sum(case when status = 'cancelled' then 1 else 0 end) as cancelled_orders
     from {{ ref('fct_orders') }}
-    where {{ in_partition_window('order_date') }}
+    where placement_known and {{ in_partition_window('order_date') }}
     group by order_date, channel
 )
 

@@ -36,19 +36,20 @@ order_breaks as (
         case when cancelled_at is not null then 'shipped although cancelled'
             else 'shipped although never paid' end
     from orders
-    where dispatched_at is not null and (paid_at is null or cancelled_at is not null)
+    where (dispatched_at is not null or delivered_at is not null)
+        and (paid_at is null or cancelled_at is not null)
 ),
 
 movement_breaks as (
     select movements.movement_date as break_date, 'movement_without_order' as break_type,
         movements.order_id, movements.movement_id, null as expected_amount,
-        null as actual_amount, 'a sale moved stock for an order the orders service never placed'
+        null as actual_amount, 'a sale moved stock for an order the orders service does not know'
     from {{ ref('stg_inventory__stock_movements') }} as movements
     where movements.reason = 'sale'
         and {{ in_partition_window('movements.movement_date') }}
         and not exists (
-            select 1 from {{ ref('stg_orders__order_events') }} as placed
-            where placed.event_type = 'order_placed' and placed.order_id = movements.order_id
+            select 1 from {{ ref('stg_orders__order_events') }} as known
+            where known.order_id = movements.order_id
         )
 )
 

@@ -1,35 +1,51 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='delete+insert',
+        unique_key='order_id',
         pre_hook="{{ delete_partition_window('order_date') }}",
     )
 }}
 
--- The order lifecycle fact: one row per order placed in the window, with what happened to it
--- since in three services (orders: paid/cancelled, payments: captured/failed/refunded,
--- shipping: dispatched/delivered). No service can give this picture alone.
+-- The order lifecycle fact: one row per order, with what three services say happened to it
+-- (orders: placed/paid/cancelled, payments: captured/failed/refunded, shipping: dispatched/
+-- delivered). No service can give this picture alone.
+--
+-- An order's day is the day it was placed. While its `order_placed` event is still in flight
+-- (late delivery) the order is kept on the day of its first known event, with
+-- `placement_known = false`; when the event lands, the re-run of that day moves the row (the
+-- `order_id` key replaces it wherever it was).
 with order_events as (
     select * from {{ ref('stg_orders__order_events') }}
     where {{ in_settlement_window('event_date') }}
 ),
 
-placed as (
-    select
-        order_id, customer_id, channel, promotion_code, currency, total_amount, discount_amount,
-        occurred_at as placed_at, event_date as order_date
-    from order_events
-    where event_type = 'order_placed' and {{ in_partition_window('event_date') }}
-    qualify row_number() over (partition by order_id order by occurred_at, event_id) = 1
-),
-
-state_changes as (
+orders as (
     select
         order_id,
+        min(case when event_type = 'order_placed' then occurred_at end) as placed_at,
+        min(occurred_at) as first_event_at,
         min(case when event_type = 'order_paid' then occurred_at end) as paid_at,
         min(case when event_type = 'order_cancelled' then occurred_at end) as cancelled_at
     from order_events
     group by order_id
+),
+
+order_state as (
+    -- Every event carries the whole order; prefer the state as placed.
+    select order_id, customer_id, channel, promotion_code, currency, total_amount, discount_amount
+    from order_events
+    qualify row_number() over (
+        partition by order_id
+        order by case when event_type = 'order_placed' then 0 else 1 end, occurred_at, event_id
+    ) = 1
+),
+
+in_window as (
+    select
+        orders.*,
+        cast(coalesce(orders.placed_at, orders.first_event_at) as date) as order_date
+    from orders
 ),
 
 payments as (
@@ -63,19 +79,20 @@ items as (
 )
 
 select
-    placed.order_id,
-    placed.order_date,
-    placed.placed_at,
-    placed.customer_id,
-    placed.channel,
-    placed.promotion_code,
-    placed.currency,
-    placed.total_amount,
-    placed.discount_amount,
+    in_window.order_id,
+    in_window.order_date,
+    in_window.placed_at is not null as placement_known,
+    in_window.placed_at,
+    order_state.customer_id,
+    order_state.channel,
+    order_state.promotion_code,
+    order_state.currency,
+    order_state.total_amount,
+    order_state.discount_amount,
     coalesce(items.line_count, 0) as line_count,
     coalesce(items.units_ordered, 0) as units_ordered,
-    state_changes.paid_at,
-    state_changes.cancelled_at,
+    in_window.paid_at,
+    in_window.cancelled_at,
     payments.captured_at,
     coalesce(payments.captured_amount, 0) as captured_amount,
     coalesce(payments.refunded_amount, 0) as refunded_amount,
@@ -93,14 +110,15 @@ select
         else 'none'
     end as shipment_status,
     case
-        when state_changes.cancelled_at is not null then 'cancelled'
+        when in_window.cancelled_at is not null then 'cancelled'
         when shipments.delivered_at is not null then 'delivered'
         when shipments.dispatched_at is not null then 'shipped'
-        when state_changes.paid_at is not null then 'paid'
+        when in_window.paid_at is not null then 'paid'
         else 'placed'
     end as status
-from placed
-left join state_changes on state_changes.order_id = placed.order_id
-left join payments on payments.order_id = placed.order_id
-left join shipments on shipments.order_id = placed.order_id
-left join items on items.order_id = placed.order_id
+from in_window
+join order_state on order_state.order_id = in_window.order_id
+left join payments on payments.order_id = in_window.order_id
+left join shipments on shipments.order_id = in_window.order_id
+left join items on items.order_id = in_window.order_id
+where {{ in_partition_window('in_window.order_date') }}

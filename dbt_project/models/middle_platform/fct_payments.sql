@@ -11,8 +11,7 @@
 -- for one that began inside it.
 with events as (
     select * from {{ ref('stg_payments__payment_events') }}
-    where event_date >= {{ dbt.dateadd('day', -var('settlement_days'), partition_start()) }}
-        and event_date < {{ settlement_end() }}
+    where {{ in_settlement_window('event_date') }}
 ),
 
 payments as (

@@ -14,7 +14,8 @@ with redemptions as (
         count(distinct customer_id) as customers,
         sum(case when status = 'cancelled' then 1 else 0 end) as cancelled_redemptions
     from {{ ref('fct_orders') }}
-    where promotion_code is not null and {{ in_partition_window('order_date') }}
+    where placement_known and promotion_code is not null
+        and {{ in_partition_window('order_date') }}
     group by order_date, promotion_code
 )
 

@@ -1,0 +1,172 @@
+"""How fast, and in how much memory, the database access method extracts one big day.
+
+    python -m benchmarks.bench_database_extract [--rows 5000000]
+
+Builds a SQLite database whose `stock_movements` table matches the inventory contract, with
+every row in one day, then runs in two fresh subprocesses (so each peak RSS is its own):
+
+- the platform's `extract_database` for that day (contract check, dedup, lake + quarantine);
+- a baseline: bare ADBC `fetch_arrow_table()` of the same query + `pyarrow.parquet.write_table`,
+  the least work that produces a Parquet file, holding the whole result in memory.
+
+Prints one JSON line. The target is an extract peak under 1 GiB at 5 million rows: the
+extract streams, so its peak must not grow with the table the way the baseline's does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+DAY = date(2026, 3, 2)
+TARGET_PEAK_BYTES = 1 << 30
+SOURCE = "inventory__stock_movements"
+
+# Every row falls in DAY; a few per thousand break the contract so the quarantine path runs
+# too: an unknown reason (i % 997 = 0) and a non-numeric quantity (i % 991 = 0).
+_GENERATE = """
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :rows)
+INSERT INTO stock_movements
+SELECT 'm' || i,
+       'p' || (i % 5000),
+       CASE WHEN i % 3 = 0 THEN 'o' || (i / 3) END,
+       CASE WHEN i % 991 = 0 THEN 'n/a' WHEN i % 3 = 0 THEN -1 - i % 4 ELSE 1 + i % 40 END,
+       CASE WHEN i % 997 = 0 THEN 'theft' WHEN i % 3 = 0 THEN 'sale'
+            WHEN i % 3 = 1 THEN 'restock' ELSE 'adjustment' END,
+       ts,
+       ts
+FROM (SELECT i, printf('2026-03-02 %02d:%02d:%02d.%06d', s / 3600, s / 60 % 60, s % 60,
+                       i % 1000000) AS ts
+      FROM (SELECT i, i * 86399 / :rows AS s FROM n))
+"""
+
+
+def generate(path: Path, rows: int) -> float:
+    """Fill the SQLite table in SQL (a recursive CTE), not a Python loop; return seconds."""
+    started = time.perf_counter()
+    with sqlite3.connect(path) as con:
+        con.execute("PRAGMA journal_mode = OFF")
+        con.execute("PRAGMA synchronous = OFF")
+        con.execute(
+            "CREATE TABLE stock_movements (movement_id TEXT, product_id TEXT, order_id TEXT, "
+            "quantity INTEGER, reason TEXT, occurred_at TEXT, updated_at TEXT)"
+        )
+        con.execute(_GENERATE, {"rows": rows})
+    return time.perf_counter() - started
+
+
+def _child_extract(spec_file: Path, data_dir: Path) -> dict:
+    from batch_platform.extract.database import extract_database
+
+    spec = pickle.loads(spec_file.read_bytes())
+    started = time.perf_counter()
+    stats = extract_database(spec, DAY, data_dir)
+    return {
+        "seconds": time.perf_counter() - started,
+        "rows_read": stats.rows_read,
+        "rows_loaded": stats.rows_loaded,
+        "rows_quarantined": stats.rows_quarantined,
+        "bytes_read": stats.bytes_read,
+    }
+
+
+def _child_baseline(spec_file: Path, data_dir: Path) -> dict:
+    import adbc_driver_sqlite.dbapi
+    import pyarrow.parquet as pq
+
+    from batch_platform.extract.contract import quote_identifier
+
+    spec = pickle.loads(spec_file.read_bytes())
+    columns = ", ".join(quote_identifier(c.name) for c in spec.columns)
+    database = data_dir / "services" / "inventory.sqlite"
+    started = time.perf_counter()
+    with (
+        adbc_driver_sqlite.dbapi.connect(f"file:{database}?mode=ro") as con,
+        con.cursor() as cursor,
+    ):
+        # Fixed benchmark identifiers, quoted; the window is bound.
+        cursor.execute(
+            f"SELECT {columns} FROM stock_movements "  # noqa: S608
+            "WHERE updated_at >= ? AND updated_at < ?",
+            ("2026-03-02", "2026-03-03"),
+        )
+        table = cursor.fetch_arrow_table()
+    pq.write_table(table, data_dir / "baseline.parquet", compression="zstd")
+    return {"seconds": time.perf_counter() - started, "rows_read": table.num_rows}
+
+
+def _run_child(role: str, spec_file: Path, data_dir: Path) -> dict:
+    """Run one measurement in a fresh interpreter; add its own peak RSS (from wait4)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.bench_database_extract", "--child", role]
+        + ["--spec-file", str(spec_file), "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"the {role} subprocess failed with exit code {process.returncode}")
+    result = json.loads(output)
+    result["peak_rss_bytes"] = usage.ru_maxrss * 1024  # Linux reports KiB
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--child", choices=["extract", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--spec-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child = _child_extract if args.child == "extract" else _child_baseline
+        print(json.dumps(child(args.spec_file, args.data_dir)))
+        return
+
+    from batch_platform.dbt_project import load_manifest
+    from batch_platform.registry import load_registry
+
+    spec = next(s for s in load_registry(load_manifest()) if s.name == SOURCE)
+    with tempfile.TemporaryDirectory(prefix="bench-database-") as folder:
+        data_dir = Path(folder) / "data"
+        (data_dir / "services").mkdir(parents=True)
+        database = data_dir / "services" / "inventory.sqlite"
+        generate_seconds = generate(database, args.rows)
+        spec_file = Path(folder) / "spec.pickle"
+        spec_file.write_bytes(pickle.dumps(spec))
+        os.environ.pop(spec.options["connection_env"], None)  # use the registry default
+        extract = _run_child("extract", spec_file, data_dir)
+        baseline = _run_child("baseline", spec_file, data_dir)
+        figures = {
+            "benchmark": "database_extract",
+            "rows": args.rows,
+            "sqlite_bytes": database.stat().st_size,
+            "generate_seconds": round(generate_seconds, 2),
+            "extract_seconds": round(extract["seconds"], 2),
+            "extract_rows_per_second": round(args.rows / extract["seconds"]),
+            "extract_peak_rss_mib": round(extract["peak_rss_bytes"] / 2**20),
+            "rows_loaded": extract["rows_loaded"],
+            "rows_quarantined": extract["rows_quarantined"],
+            "arrow_bytes_read": extract["bytes_read"],
+            "baseline_seconds": round(baseline["seconds"], 2),
+            "baseline_rows_per_second": round(args.rows / baseline["seconds"]),
+            "baseline_peak_rss_mib": round(baseline["peak_rss_bytes"] / 2**20),
+            "time_ratio_extract_to_baseline": round(extract["seconds"] / baseline["seconds"], 2),
+            "extract_peak_under_1_gib": extract["peak_rss_bytes"] < TARGET_PEAK_BYTES,
+        }
+        print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

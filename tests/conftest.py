@@ -1,0 +1,68 @@
+"""Shared fixtures: a small demo landscape, and the whole pipeline built over it once.
+
+The landscape is generated once per session; tests that write get their own copy of the data
+folder (BATCH_PLATFORM_DATA_DIR points at it), so no test sees another's writes.
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from support import (
+    LANDSCAPE_DAYS,
+    LANDSCAPE_SCALE,
+    LANDSCAPE_SEED,
+    LANDSCAPE_START,
+    build_pipeline,
+    landscape_days,
+)
+
+from batch_platform.paths import DATA_DIR_ENV
+
+
+def pytest_configure(config):
+    # A known key so tests can compute masked values; the demo key would warn on every run.
+    os.environ.setdefault("BATCH_PLATFORM_PII_SALT", "test-salt-not-secret")
+
+
+@pytest.fixture(scope="session")
+def landscape(tmp_path_factory) -> Path:
+    """A generated demo landscape (read-only by convention; copy it before writing)."""
+    from batch_platform.simulator import simulate
+
+    folder = tmp_path_factory.mktemp("landscape") / "data"
+    simulate(
+        folder,
+        start=LANDSCAPE_START,
+        days=LANDSCAPE_DAYS,
+        seed=LANDSCAPE_SEED,
+        scale=LANDSCAPE_SCALE,
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ground_truth(landscape) -> dict:
+    return json.loads((landscape / "landscape.json").read_text())
+
+
+@pytest.fixture
+def data_dir(landscape, tmp_path, monkeypatch) -> Path:
+    """A private copy of the landscape, set as the platform's data folder."""
+    folder = tmp_path / "data"
+    shutil.copytree(landscape, folder)
+    monkeypatch.setenv(DATA_DIR_ENV, str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def pipeline(landscape, tmp_path_factory) -> Path:
+    """The whole graph built once over a private copy of the landscape (do not write to it)."""
+    folder = tmp_path_factory.mktemp("pipeline") / "data"
+    shutil.copytree(landscape, folder)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(DATA_DIR_ENV, str(folder))
+        build_pipeline(folder, landscape_days())
+    return folder

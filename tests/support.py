@@ -1,0 +1,95 @@
+"""Helpers shared by the tests: the landscape they use and how to build the pipeline over it."""
+
+import os
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+LANDSCAPE_START = date(2026, 3, 1)
+LANDSCAPE_DAYS = 8
+LANDSCAPE_SCALE = 0.08
+LANDSCAPE_SEED = 11
+API_TOKEN = "test-api-token-not-secret"
+
+
+def landscape_days() -> list[str]:
+    return [(LANDSCAPE_START + timedelta(days=i)).isoformat() for i in range(LANDSCAPE_DAYS)]
+
+
+def postgres_url() -> str | None:
+    """The CI PostgreSQL server, or None (CI=true makes its absence a failure, not a skip)."""
+    import adbc_driver_postgresql.dbapi as pg
+
+    url = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        with pg.connect(url) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return url
+    except Exception as error:  # the driver raises several kinds for "not there"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {url} is required on CI and unreachable: {error}")
+        return None
+
+
+def materialize_ok(assets, **kwargs) -> dg.ExecuteInProcessResult:
+    result = dg.materialize(assets, raise_on_error=True, **kwargs)
+    assert result.success
+    return result
+
+
+@contextmanager
+def demo_apis(data: Path):
+    """The demo catalog and promotions APIs on a free port, with the env pointing at them."""
+    from batch_platform.simulator.api_server import create_app, serve_in_thread
+
+    with (
+        serve_in_thread(create_app(data, API_TOKEN)) as base_url,
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        mp.setenv("CATALOG_API_URL", f"{base_url}/catalog")
+        mp.setenv("PROMOTIONS_API_URL", f"{base_url}/promotions")
+        mp.setenv("BATCH_PLATFORM_API_TOKEN", API_TOKEN)
+        yield base_url
+
+
+def build_pipeline(data: Path, days: list[str]) -> None:
+    """Extract every source for every day, then dbt over the range in one run, then the rest."""
+    from batch_platform.dbt_project import load_manifest
+    from batch_platform.definitions import defs
+    from batch_platform.extract.factory import build_extract_assets
+    from batch_platform.registry import load_registry
+    from batch_platform.transform.dbt_assets import (
+        dbt_current_state_models,
+        dbt_dimension_models,
+        dbt_partitioned_models,
+    )
+
+    resources = {"dbt": defs.resources["dbt"]}
+    extracts = build_extract_assets(load_registry(load_manifest()))
+    with demo_apis(data):
+        for day in days:
+            materialize_ok(extracts, partition_key=day)
+    everything = [*extracts, dbt_current_state_models, dbt_partitioned_models, dbt_dimension_models]
+    range_tags = {
+        "dagster/asset_partition_range_start": days[0],
+        "dagster/asset_partition_range_end": days[-1],
+    }
+    for step, tags in (
+        (dbt_current_state_models, None),
+        (dbt_partitioned_models, range_tags),
+        (dbt_dimension_models, None),
+    ):
+        materialize_ok(
+            everything,
+            resources=resources,
+            tags=tags,
+            selection=dg.AssetSelection.assets(step),
+        )
+
+
+def warehouse(data: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
