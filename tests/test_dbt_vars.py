@@ -24,3 +24,14 @@ def test_a_window_of_thirty_days_is_one_build_invocation():
 
 def test_without_a_window_everything_is_built():
     assert build_args(None) == ["build"]
+
+
+def test_the_settlement_look_around_matches_the_dbt_var():
+    """The Dagster partition mapping and the dbt models must agree on how far orders reach."""
+    import yaml
+
+    from batch_platform.paths import DBT_PROJECT_DIR
+    from batch_platform.transform.dbt_assets import SETTLEMENT_DAYS
+
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    assert project["vars"]["settlement_days"] == SETTLEMENT_DAYS
