@@ -179,3 +179,15 @@ def serve_apis(host: str, port: str, data_dir: str | None, fault_plan: str) -> N
 
 main.add_command(query)
 main.add_command(tables)
+
+
+@main.command()
+def prepare() -> None:
+    """Parse the dbt project if its manifest is missing or stale (what `make` runs)."""
+    from batch_platform.dbt_project import ensure_manifest
+
+    try:
+        manifest = ensure_manifest()
+    except RuntimeError as error:
+        _fail(str(error).splitlines()[0])
+    click.echo(f"dbt manifest ready: {manifest}")

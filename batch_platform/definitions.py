@@ -13,7 +13,11 @@ from batch_platform.dbt_project import DBT_EXECUTABLE, dbt_project, load_manifes
 from batch_platform.extract.factory import build_extract_assets
 from batch_platform.publish import analytics_snapshot
 from batch_platform.registry import load_registry
-from batch_platform.sensors import build_landing_sensor, run_failure_alert
+from batch_platform.sensors import (
+    build_landing_sensor,
+    build_watermark_sensor,
+    run_failure_alert,
+)
 from batch_platform.transform.dbt_assets import (
     dbt_current_state_models,
     dbt_dimension_models,
@@ -30,6 +34,11 @@ defs = dg.Definitions(
         dbt_dimension_models,
         analytics_snapshot,
     ],
-    sensors=[build_landing_sensor(registry), automation_sensor, run_failure_alert],
+    sensors=[
+        build_landing_sensor(registry),
+        build_watermark_sensor(registry),
+        automation_sensor,
+        run_failure_alert,
+    ],
     resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)},
 ).map_asset_specs(func=apply_policies)

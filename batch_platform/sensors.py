@@ -5,7 +5,7 @@
   re-opens that day. The cursor is a high-water mark of file change times plus the files seen
   at that mark, so a restart neither repeats nor misses a file.
 - `watermark_sensor`: database and API sources are polled for rows with a newer watermark than
-  the last one seen; the days of those rows are requested.
+  the last one seen (kept per source in the cursor); the days of those rows are requested.
 - `run_failure_alert`: logs every failed run and, when ALERT_WEBHOOK_URL is set, POSTs it.
 
 Downstream dbt models follow through declarative automation (see automation.py).
@@ -22,6 +22,7 @@ import dagster as dg
 import httpx
 
 from batch_platform import paths
+from batch_platform.extract import api, database
 from batch_platform.extract.events import refusal
 from batch_platform.extract.factory import extract_asset_key
 from batch_platform.partitions import daily_partitions
@@ -135,13 +136,74 @@ def build_landing_sensor(specs: list[SourceSpec]) -> dg.SensorDefinition:
     def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor = LandingCursor.parse(context.cursor)
         files = scan_landing(event_specs, paths.landing_dir())
-        keys = set(daily_partitions.get_partition_keys(dynamic_partitions_store=None))
+        keys = set(daily_partitions.get_partition_keys())
         requests, next_cursor, skipped = landing_run_requests(files, cursor, keys)
         for message in skipped:
             context.log.warning(f"landing_sensor skipped {message}")
         return dg.SensorResult(run_requests=requests, cursor=next_cursor.dump())
 
     return landing_sensor
+
+
+def _probe(spec: SourceSpec, since: str | None) -> dict[str, str]:
+    if spec.access == "database":
+        return database.changed_days(spec, paths.data_dir(), since)
+    return api.changed_days(spec, since)
+
+
+def watermark_run_requests(
+    specs: list[SourceSpec], cursor: dict[str, str], partition_keys: set[str], log
+) -> tuple[list[dg.RunRequest], dict[str, str]]:
+    """Ask each polled source which days changed since its last watermark; request those days.
+
+    A source that cannot be reached is logged and keeps its cursor, so it is asked again next
+    tick and nothing is missed.
+    """
+    requests, cursor = [], dict(cursor)
+    for spec in specs:
+        try:
+            changed = _probe(spec, cursor.get(spec.path))
+        except Exception as error:  # any source failure: report, skip this tick
+            log.warning(f"watermark_sensor: {spec.path} not polled: {error}")
+            continue
+        for day, newest in sorted(changed.items()):
+            if day not in partition_keys:
+                log.warning(f"watermark_sensor: {spec.path} changed on {day}, not a partition")
+                continue
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"{spec.path}:{day}:{newest}",
+                    asset_selection=[extract_asset_key(spec)],
+                    partition_key=day,
+                    tags={
+                        "batch_platform/trigger": "watermark",
+                        "batch_platform/source": spec.path,
+                    },
+                )
+            )
+        if changed:
+            cursor[spec.path] = max(changed.values())
+    return requests, cursor
+
+
+def build_watermark_sensor(specs: list[SourceSpec]) -> dg.SensorDefinition:
+    polled = [s for s in specs if s.access in ("database", "api")]
+
+    @dg.sensor(
+        name="watermark_sensor",
+        target=dg.AssetSelection.assets(*(extract_asset_key(s) for s in polled)),
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Polls database and API sources for rows with a newer watermark than the "
+        "last one seen and requests the days those rows belong to.",
+    )
+    def watermark_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        keys = set(daily_partitions.get_partition_keys())
+        requests, cursor = watermark_run_requests(polled, cursor, keys, context.log)
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
+
+    return watermark_sensor
 
 
 @dg.run_failure_sensor(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
@@ -248,6 +248,42 @@ def _stage(load: PartitionLoad, page_number: int, records: list[Any]) -> None:
     )
 
 
+def _pages(
+    client: httpx.Client, endpoint: _Endpoint, window: tuple[datetime, datetime], settings
+) -> Iterator[tuple[int, _Page]]:
+    """Every page of the window, in order, each fetched whole (with retries) before it is given."""
+    page_number: int | None = 1
+    while page_number is not None:
+        page = _fetch_page(client, endpoint, window, page_number, settings)
+        yield page_number, page
+        page_number = page.next_page
+
+
+def changed_days(
+    spec: SourceSpec, since: str | None, settings: ApiSettings = DEFAULT_SETTINGS
+) -> dict[str, str]:
+    """Days holding records with a watermark newer than `since`, with the newest per day.
+
+    What the watermark sensor polls: `updated_since` from the last watermark seen, up to far
+    in the future. The API's `updated_since` is inclusive, so records equal to `since` are
+    dropped here.
+    """
+    endpoint = _endpoint(spec)
+    start = datetime.fromisoformat(since) if since else datetime(1970, 1, 1)
+    window = (start, datetime(9999, 1, 1))
+    headers = {"Authorization": f"Bearer {endpoint.token}", "Accept": "application/json"}
+    newest: dict[str, str] = {}
+    with httpx.Client(headers=headers, timeout=settings.timeout) as client:
+        for _, page in _pages(client, endpoint, window, settings):
+            for record in page.records:
+                mark = record.get(spec.watermark) if isinstance(record, dict) else None
+                if not isinstance(mark, str) or (since and mark <= since):
+                    continue
+                day = mark[:10]
+                newest[day] = max(newest.get(day, mark), mark)
+    return newest
+
+
 def extract_api(
     spec: SourceSpec, day: date, data_dir: Path, settings: ApiSettings = DEFAULT_SETTINGS
 ) -> PartitionStats:
@@ -260,16 +296,13 @@ def extract_api(
         httpx.Client(headers=headers, timeout=settings.timeout) as client,
         PartitionLoad(spec, day, data_dir / "lake", "json", "raw VARCHAR") as load,
     ):
-        page_number: int | None = 1
         staged, total = 0, None
-        while page_number is not None:
-            page = _fetch_page(client, endpoint, window, page_number, settings)
+        for page_number, page in _pages(client, endpoint, window, settings):
             _stage(load, page_number, page.records)
             stats.input_files += 1
             stats.bytes_read += page.size
             staged += len(page.records)
             total = page.total if page.total is not None else total
-            page_number = page.next_page
         if total is not None and total != staged:
             # Offset paging over data that changed under us skips or repeats records.
             raise ApiUnavailable(

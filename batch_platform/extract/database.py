@@ -395,3 +395,39 @@ def _read(
             )
             stats.bytes_read = counter["bytes"]
             load.write(stats)
+
+
+def changed_days(spec: SourceSpec, data_dir: Path, since: str | None) -> dict[str, str]:
+    """Days holding rows with a watermark newer than `since`, with the newest value per day.
+
+    What the watermark sensor polls: one grouped query through the same read-only connection
+    as the extract; `since` is bound, identifiers are validated and quoted.
+    """
+    url = connection_url(spec, data_dir)
+    scheme = _scheme(url)
+    if scheme is None:
+        raise DatabaseSourceError(f"{spec.path}: unsupported database URL {redact_url(url)}")
+    table = quote_identifier(spec.options["table"])
+    mark = quote_identifier(spec.watermark or spec.event_time)
+    if scheme == "sqlite":
+        # Text timestamps sort as time; the day is the first ten characters.
+        sql = (
+            f"SELECT substr({mark}, 1, 10), max({mark}) FROM {table} "  # noqa: S608
+            f"WHERE {mark} > ? GROUP BY 1"
+        )
+        parameters: tuple = (since or "",)
+    else:
+        sql = (
+            f"SELECT to_char({mark}, 'YYYY-MM-DD'), "  # noqa: S608
+            f"to_char(max({mark}), 'YYYY-MM-DD HH24:MI:SS.US') FROM {table} "
+            f"WHERE $1::text = '' OR {mark} > $1::timestamp GROUP BY 1"
+        )
+        parameters = (since or "",)
+    with open_readonly(url) as connection, connection.cursor() as cursor:
+        try:
+            cursor.execute(sql, parameters)
+            return {day: newest for day, newest in cursor.fetchall() if day}
+        except adbc_driver_manager.Error as error:
+            raise DatabaseSourceError(
+                f"{spec.path}: polling the watermark failed: {_scrub(str(error), url)}"
+            ) from None
