@@ -1,0 +1,98 @@
+"""A backfill of a range is ONE run with ONE dbt invocation, and equals day-by-day runs."""
+
+import shutil
+from datetime import date, timedelta
+
+import dagster as dg
+import pytest
+from support import demo_apis, warehouse
+
+from batch_platform.definitions import defs
+from batch_platform.simulator import simulate
+
+pytestmark = pytest.mark.slow
+
+DAYS = [(date(2026, 3, 1) + timedelta(days=i)).isoformat() for i in range(2)]
+# Facts and marts built from partitioned data only. Marts that join a current-state dimension
+# (product names, campaign names) show the dimension as of the run, by design.
+TABLES = [
+    "middle_platform.fct_orders",
+    "middle_platform.fct_order_items",
+    "middle_platform.fct_payments",
+    "middle_platform.fct_inventory_daily",
+    "channel.channel_daily_kpis",
+    "consistency.reconciliation_breaks",
+    "consistency.reconciliation_daily_summary",
+]
+NOT_PUBLISHED = dg.AssetSelection.all() - dg.AssetSelection.keys("analytics_snapshot")
+EXTRACTS = dg.AssetSelection.groups("infrastructure") & dg.AssetSelection.key_prefixes("raw")
+STAGING = dg.AssetSelection.key_prefixes("staging")
+PARTITIONED_MARTS = dg.AssetSelection.groups(
+    "middle_platform", "scenario", "channel", "consistency"
+) & dg.AssetSelection.assets(*[a for a in defs.assets if a.partitions_def is not None])
+
+
+def materialize(data, instance, selection, **kwargs) -> None:
+    with demo_apis(data):
+        result = dg.materialize(
+            list(defs.assets),
+            selection=selection,
+            resources={"dbt": defs.resources["dbt"]},
+            instance=instance,
+            **kwargs,
+        )
+    assert result.success
+
+
+def snapshot(data):
+    with warehouse(data) as con:
+        return {
+            table: sorted(con.execute(f"SELECT * FROM {table}").fetchall(), key=repr)  # noqa: S608
+            for table in TABLES
+        }
+
+
+def dbt_commands(instance, run_id):
+    return [
+        e.user_message
+        for e in instance.all_logs(run_id)
+        if e.user_message and e.user_message.startswith("Running dbt command")
+    ]
+
+
+def test_a_backfill_is_one_run_and_equals_day_by_day_runs(tmp_path, monkeypatch):
+    landscape = tmp_path / "landscape"
+    simulate(landscape, start=date(2026, 3, 1), days=len(DAYS), seed=5, scale=0.03)
+    one_run, by_day = tmp_path / "one_run", tmp_path / "by_day"
+    shutil.copytree(landscape, one_run)
+    shutil.copytree(landscape, by_day)
+
+    monkeypatch.setenv("BATCH_PLATFORM_DATA_DIR", str(one_run))
+    with dg.instance_for_test() as instance:
+        materialize(
+            one_run,
+            instance,
+            NOT_PUBLISHED,
+            tags={
+                "dagster/asset_partition_range_start": DAYS[0],
+                "dagster/asset_partition_range_end": DAYS[-1],
+            },
+        )
+        runs = instance.get_run_records()
+        assert len(runs) == 1
+        commands = dbt_commands(instance, runs[0].dagster_run.run_id)
+        partitioned = [c for c in commands if '"min_date"' in c]
+        assert len(partitioned) == 1, commands
+        assert '"max_date": "2026-03-03", "min_date": "2026-03-01"' in partitioned[0]
+
+    # Day by day, each asset in its own single-day runs: extracts, then staging, then the
+    # marts (which read their neighbours' staging days), then the whole-table models.
+    monkeypatch.setenv("BATCH_PLATFORM_DATA_DIR", str(by_day))
+    with dg.instance_for_test() as instance:
+        for selection in (EXTRACTS, STAGING, PARTITIONED_MARTS):
+            for day in DAYS:
+                materialize(by_day, instance, selection, partition_key=day)
+        materialize(by_day, instance, NOT_PUBLISHED - EXTRACTS - STAGING - PARTITIONED_MARTS)
+        assert len(instance.get_run_records()) == 3 * len(DAYS) + 1
+
+    assert snapshot(one_run) == snapshot(by_day)
