@@ -1,0 +1,56 @@
+"""Declarative automation evaluated against a real instance's event log."""
+
+from datetime import datetime, timedelta
+
+import dagster as dg
+
+from batch_platform.definitions import defs
+
+ORDERS = dg.AssetKey(["raw", "orders", "order_events"])
+STAGING = dg.AssetKey(["staging", "stg_orders__order_events"])
+FACT = dg.AssetKey(["middle_platform", "fct_orders"])
+ITEMS = dg.AssetKey(["middle_platform", "fct_order_items"])
+KPIS = dg.AssetKey(["channel", "channel_daily_kpis"])
+NOW = datetime(2026, 3, 20, 12)
+
+
+def days(first: str, count: int) -> set[str]:
+    start = datetime.fromisoformat(first)
+    return {(start + timedelta(days=i)).date().isoformat() for i in range(count)}
+
+
+def test_an_upstream_day_updating_requests_exactly_the_days_downstream_that_read_it():
+    with dg.instance_for_test() as instance:
+        # Everything exists already: nothing is missing, nothing has changed since.
+        baseline = dg.evaluate_automation_conditions(defs, instance, evaluation_time=NOW)
+        # A late file re-opened an old day of the orders extract.
+        instance.report_runless_asset_event(dg.AssetMaterialization(ORDERS, partition="2026-03-05"))
+        result = dg.evaluate_automation_conditions(
+            defs, instance, evaluation_time=NOW, cursor=baseline.cursor
+        )
+        assert result.get_requested_partitions(STAGING) == {"2026-03-05"}
+        assert result.get_requested_partitions(ITEMS) == {"2026-03-05"}
+        # Order-keyed models read events a settlement period (7 days) around their day, and the
+        # marts above them follow in the same tick (one run, in dependency order).
+        window = days("2026-02-26", 15)
+        assert result.get_requested_partitions(FACT) == window
+        assert result.get_requested_partitions(KPIS) == window
+        # Nothing upstream of the change, and no other day, is touched.
+        assert result.get_requested_partitions(ORDERS) == set()
+
+        # The requested run materialises them; the next tick requests nothing again.
+        for key, partitions in (
+            (STAGING, {"2026-03-05"}),
+            (ITEMS, {"2026-03-05"}),
+            (FACT, window),
+            (KPIS, window),
+        ):
+            for partition in partitions:
+                instance.report_runless_asset_event(
+                    dg.AssetMaterialization(key, partition=partition)
+                )
+        settled = dg.evaluate_automation_conditions(
+            defs, instance, evaluation_time=NOW, cursor=result.cursor
+        )
+        for key in (STAGING, ITEMS, FACT, KPIS):
+            assert settled.get_requested_partitions(key) == set(), key
