@@ -13,6 +13,7 @@ from batch_platform.dbt_project import DBT_EXECUTABLE, dbt_project, load_manifes
 from batch_platform.extract.factory import build_extract_assets
 from batch_platform.publish import analytics_snapshot
 from batch_platform.registry import load_registry
+from batch_platform.schedules import build_catch_up_schedule
 from batch_platform.sensors import (
     build_landing_sensor,
     build_watermark_sensor,
@@ -40,5 +41,6 @@ defs = dg.Definitions(
         automation_sensor,
         run_failure_alert,
     ],
+    schedules=[build_catch_up_schedule(registry)],
     resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)},
 ).map_asset_specs(func=apply_policies)

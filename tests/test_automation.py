@@ -54,3 +54,24 @@ def test_an_upstream_day_updating_requests_exactly_the_days_downstream_that_read
         )
         for key in (STAGING, ITEMS, FACT, KPIS):
             assert settled.get_requested_partitions(key) == set(), key
+
+
+def test_the_catch_up_schedule_is_off_in_dev_on_in_production_and_asks_for_yesterday(
+    monkeypatch,
+):
+    from batch_platform.dbt_project import load_manifest
+    from batch_platform.registry import load_registry
+    from batch_platform.schedules import build_catch_up_schedule
+
+    specs = load_registry(load_manifest())
+    monkeypatch.delenv("BATCH_PLATFORM_ENV", raising=False)
+    assert build_catch_up_schedule(specs).default_status == dg.DefaultScheduleStatus.STOPPED
+    monkeypatch.setenv("BATCH_PLATFORM_ENV", "production")
+    schedule = build_catch_up_schedule(specs)
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 3, 10, 1, 30)
+        )
+        requests = schedule.evaluate_tick(context).run_requests
+    assert [r.partition_key for r in requests] == ["2026-03-09"]
