@@ -42,5 +42,8 @@ defs = dg.Definitions(
         run_failure_alert,
     ],
     schedules=[build_catch_up_schedule(registry)],
+    # One process per run, not one per step: every process loads the dbt manifest again (seconds
+    # each), and a run's steps are mostly sequential anyway (dbt holds the warehouse pool).
+    executor=dg.in_process_executor,
     resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)},
 ).map_asset_specs(func=apply_policies)
