@@ -20,6 +20,8 @@ from datetime import timedelta
 
 import dagster as dg
 
+from batch_platform.transform.dbt_assets import SETTLEMENT_TAG
+
 # (warn, fail) hours per layer
 FRESHNESS_HOURS: dict[str, tuple[int, int]] = {
     "raw": (26, 50),
@@ -76,10 +78,31 @@ def upstream_updated() -> dg.AutomationCondition:
     ).with_label("an upstream partition updated")
 
 
+def upstream_days_exist() -> dg.AutomationCondition:
+    """Every day this partition reads from a model upstream exists (or is built in this tick).
+
+    Keeps a mart from running before the table it joins was ever built. Extracts are ignored:
+    a day a source had nothing to say is a legitimate gap, not a missing input.
+    """
+    return ~dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.missing() & ~dg.AutomationCondition.will_be_requested()
+    ).ignore(dg.AssetSelection.key_prefixes("raw")).with_label("upstream days exist")
+
+
 def apply_policies(spec: dg.AssetSpec) -> dg.AssetSpec:
-    """Freshness for every asset; automation for everything above the extracts."""
+    """Freshness for every asset; automation for everything above the extracts.
+
+    Models that read a settlement window around their day (order lifecycle) look at days that
+    may not have happened yet, so they cannot wait for all their upstream days to exist; their
+    staging inputs are built in the same dbt run. Other partitioned models wait for theirs.
+    """
     layer = layer_of(spec)
-    condition = stale_again() if layer == "raw" else (upstream_updated() | stale_again())
+    if layer == "raw":
+        condition = stale_again()
+    elif spec.partitions_def is None or SETTLEMENT_TAG in spec.tags or layer == "staging":
+        condition = upstream_updated() | stale_again()
+    else:
+        condition = (upstream_updated() & upstream_days_exist()) | stale_again()
     return spec.replace_attributes(
         freshness_policy=freshness_policy(layer), automation_condition=condition
     )

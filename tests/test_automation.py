@@ -11,6 +11,7 @@ STAGING = dg.AssetKey(["staging", "stg_orders__order_events"])
 FACT = dg.AssetKey(["middle_platform", "fct_orders"])
 ITEMS = dg.AssetKey(["middle_platform", "fct_order_items"])
 KPIS = dg.AssetKey(["channel", "channel_daily_kpis"])
+SESSIONS = dg.AssetKey(["staging", "stg_clickstream__sessions"])
 NOW = datetime(2026, 3, 20, 12)
 
 
@@ -21,7 +22,9 @@ def days(first: str, count: int) -> set[str]:
 
 def test_an_upstream_day_updating_requests_exactly_the_days_downstream_that_read_it():
     with dg.instance_for_test() as instance:
-        # Everything exists already: nothing is missing, nothing has changed since.
+        # The sessions of those days were built before; marts wait for inputs that exist.
+        for day in days("2026-02-20", 28):
+            instance.report_runless_asset_event(dg.AssetMaterialization(SESSIONS, partition=day))
         baseline = dg.evaluate_automation_conditions(defs, instance, evaluation_time=NOW)
         # A late file re-opened an old day of the orders extract.
         instance.report_runless_asset_event(dg.AssetMaterialization(ORDERS, partition="2026-03-05"))
@@ -54,6 +57,18 @@ def test_an_upstream_day_updating_requests_exactly_the_days_downstream_that_read
         )
         for key in (STAGING, ITEMS, FACT, KPIS):
             assert settled.get_requested_partitions(key) == set(), key
+
+
+def test_a_mart_waits_until_the_days_it_joins_exist():
+    with dg.instance_for_test() as instance:
+        baseline = dg.evaluate_automation_conditions(defs, instance, evaluation_time=NOW)
+        instance.report_runless_asset_event(dg.AssetMaterialization(ORDERS, partition="2026-03-05"))
+        result = dg.evaluate_automation_conditions(
+            defs, instance, evaluation_time=NOW, cursor=baseline.cursor
+        )
+        # No session day was ever built: the channel KPIs do not run into a missing table.
+        assert result.get_requested_partitions(FACT)
+        assert result.get_requested_partitions(KPIS) == set()
 
 
 def test_the_catch_up_schedule_is_off_in_dev_on_in_production_and_asks_for_yesterday(

@@ -34,6 +34,7 @@ WHOLE_TABLES = "config.materialized:table"
 # built with the settlement window read their upstream partitions this many days around theirs.
 SETTLEMENT_DAYS = 7
 SETTLEMENT_MACRO = "macro.batch_platform.in_settlement_window"
+SETTLEMENT_TAG = "settlement_window"
 
 # dbt folders are the architectural layers; staging joins its extracts in `infrastructure`.
 LAYER_GROUPS = {"staging": "infrastructure"}
@@ -81,6 +82,8 @@ class PlatformTranslator(DagsterDbtTranslator):
         tags = dict(super().get_tags(dbt_resource_props))
         if len(fqn) > 2:
             tags["layer"] = fqn[1]
+        if SETTLEMENT_MACRO in ((dbt_resource_props.get("depends_on") or {}).get("macros") or []):
+            tags[SETTLEMENT_TAG] = "true"
         return tags
 
 
