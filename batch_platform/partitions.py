@@ -2,7 +2,9 @@
 
 Extracts, staging models and marts share it, so a day flows from a landing folder to a mart
 without any mapping. The first day comes from BATCH_PLATFORM_START_DATE (default 2026-01-01),
-read when definitions are built.
+read when definitions are built. Days run up to yesterday (today is still being delivered);
+BATCH_PLATFORM_END_DATE (exclusive) stops them earlier, for replaying a historical landscape
+whose later days would otherwise exist as partitions that never receive data.
 """
 
 from __future__ import annotations
@@ -13,21 +15,28 @@ from datetime import date, datetime
 import dagster as dg
 
 START_DATE_ENV = "BATCH_PLATFORM_START_DATE"
+END_DATE_ENV = "BATCH_PLATFORM_END_DATE"
 DEFAULT_START_DATE = "2026-01-01"
 
 
-def start_date() -> str:
-    value = os.environ.get(START_DATE_ENV, DEFAULT_START_DATE)
+def _date_from_env(name: str, default: str | None) -> str | None:
+    value = os.environ.get(name, default)
+    if value is None:
+        return None
     try:
         date.fromisoformat(value)
     except ValueError:
-        raise ValueError(
-            f"{START_DATE_ENV} must be a date like 2026-01-01, got {value!r}"
-        ) from None
+        raise ValueError(f"{name} must be a date like 2026-01-01, got {value!r}") from None
     return value
 
 
-daily_partitions = dg.DailyPartitionsDefinition(start_date=start_date(), timezone="UTC")
+def start_date() -> str:
+    return _date_from_env(START_DATE_ENV, DEFAULT_START_DATE)
+
+
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=start_date(), end_date=_date_from_env(END_DATE_ENV, None), timezone="UTC"
+)
 
 
 def partition_day(key: str) -> date:

@@ -70,6 +70,7 @@ def test_a_new_day_is_extracted_and_its_marts_built_by_sensors_and_automation(tm
         "DAGSTER_HOME": str(home),
         "BATCH_PLATFORM_DATA_DIR": str(data),
         "BATCH_PLATFORM_START_DATE": START.isoformat(),
+        "BATCH_PLATFORM_END_DATE": "2026-03-03",  # the landscape's days and the appended one
         "BATCH_PLATFORM_API_TOKEN": API_TOKEN,
         "CATALOG_API_URL": f"http://127.0.0.1:{api_port}/catalog",
         "PROMOTIONS_API_URL": f"http://127.0.0.1:{api_port}/promotions",
