@@ -94,12 +94,13 @@ def apply_policies(spec: dg.AssetSpec) -> dg.AssetSpec:
 
     Models that read a settlement window around their day (order lifecycle) look at days that
     may not have happened yet, so they cannot wait for all their upstream days to exist; their
-    staging inputs are built in the same dbt run. Other partitioned models wait for theirs.
+    staging inputs are built in the same dbt run. Staging reads only extracts. Every other
+    model (marts, dimensions, the snapshot) waits until what it reads exists.
     """
     layer = layer_of(spec)
     if layer == "raw":
         condition = stale_again()
-    elif spec.partitions_def is None or SETTLEMENT_TAG in spec.tags or layer == "staging":
+    elif SETTLEMENT_TAG in spec.tags or layer == "staging":
         condition = upstream_updated() | stale_again()
     else:
         condition = (upstream_updated() & upstream_days_exist()) | stale_again()
