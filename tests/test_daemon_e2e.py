@@ -17,7 +17,17 @@ from support import API_TOKEN
 from batch_platform.paths import PROJECT_ROOT
 from batch_platform.simulator import simulate
 
-pytestmark = pytest.mark.slow
+# Opt-in for now: on a 2-core machine every run is a fresh process that loads the dbt manifest
+# (~8 s) and each dbt invocation costs ~5-10 s, so the catch-up plus the new day takes 5-10
+# minutes, too close to the suite's budget to gate every change on it. Run it with
+# BATCH_PLATFORM_E2E=1 (see docs/RELIABILITY.md / the open automation issue).
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("BATCH_PLATFORM_E2E") != "1",
+        reason="daemon end-to-end test is opt-in: set BATCH_PLATFORM_E2E=1 (takes 5-10 min)",
+    ),
+]
 
 BIN = Path(sys.executable).parent
 START = date(2026, 3, 1)
