@@ -17,7 +17,7 @@ DEMO_START = $(shell $(BIN)/python -c "import datetime as d; print(d.date.today(
 LANDSCAPE_START = $(shell $(BIN)/python -c "import json; print(json.load(open('$(BATCH_PLATFORM_DATA_DIR)/landscape.json'))['start'])")
 API_PORT ?= 8765
 
-.PHONY: dev test setup demo-data manifest lint format clean
+.PHONY: dev test setup demo-data manifest chromium lint format clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,8 +53,19 @@ dev: setup demo-data
 		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## test: everything set up, then lint, format check and the whole test suite
-test: setup lint
+test: setup lint chromium
 	$(BIN)/pytest
+
+## chromium: Debian's Chromium for the browser tests (Playwright cannot download browsers here)
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+		echo "/usr/bin/chromium is missing and installing it needs root:"; \
+		echo "  sudo apt-get install -y chromium"; \
+		echo "without it the browser tests (tests/test_ui_browser.py) skip, and fail when CI=true"; \
+	fi
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
