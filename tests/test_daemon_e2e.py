@@ -20,7 +20,7 @@ from batch_platform.simulator import simulate
 # Opt-in for now: on a 2-core machine every run is a fresh process that loads the dbt manifest
 # (~8 s) and each dbt invocation costs ~5-10 s, so the catch-up plus the new day takes 5-10
 # minutes, too close to the suite's budget to gate every change on it. Run it with
-# BATCH_PLATFORM_E2E=1 (see docs/RELIABILITY.md / the open automation issue).
+# BATCH_PLATFORM_E2E=1 (the automation issue stays open until it fits).
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
