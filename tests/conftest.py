@@ -7,6 +7,7 @@ folder (BATCH_PLATFORM_DATA_DIR points at it), so no test sees another's writes.
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -57,12 +58,24 @@ def data_dir(landscape, tmp_path, monkeypatch) -> Path:
     return folder
 
 
+@dataclass(frozen=True)
+class BuiltPipeline:
+    data: Path
+    dbt_runs: list  # the dbt runs' ExecuteInProcessResults, for their events and metadata
+
+
 @pytest.fixture(scope="session")
-def pipeline(landscape, tmp_path_factory) -> Path:
+def built_pipeline(landscape, tmp_path_factory) -> BuiltPipeline:
     """The whole graph built once over a private copy of the landscape (do not write to it)."""
     folder = tmp_path_factory.mktemp("pipeline") / "data"
     shutil.copytree(landscape, folder)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(DATA_DIR_ENV, str(folder))
-        build_pipeline(folder, landscape_days())
-    return folder
+        runs = build_pipeline(folder, landscape_days())
+    return BuiltPipeline(folder, runs)
+
+
+@pytest.fixture(scope="session")
+def pipeline(built_pipeline) -> Path:
+    """The data folder of the built pipeline (do not write to it)."""
+    return built_pipeline.data

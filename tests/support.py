@@ -56,8 +56,11 @@ def demo_apis(data: Path):
         yield base_url
 
 
-def build_pipeline(data: Path, days: list[str]) -> None:
-    """Extract every source for every day, then dbt over the range in one run, then the rest."""
+def build_pipeline(data: Path, days: list[str]) -> list[dg.ExecuteInProcessResult]:
+    """Extract every source for every day, then dbt over the range in one run, then the rest.
+
+    Returns the three dbt runs' results (current state, the partitioned range, dimensions).
+    """
     from batch_platform.dbt_project import load_manifest
     from batch_platform.definitions import defs
     from batch_platform.extract.factory import build_extract_assets
@@ -78,17 +81,19 @@ def build_pipeline(data: Path, days: list[str]) -> None:
         "dagster/asset_partition_range_start": days[0],
         "dagster/asset_partition_range_end": days[-1],
     }
-    for step, tags in (
-        (dbt_current_state_models, None),
-        (dbt_partitioned_models, range_tags),
-        (dbt_dimension_models, None),
-    ):
+    return [
         materialize_ok(
             everything,
             resources=resources,
             tags=tags,
             selection=dg.AssetSelection.assets(step),
         )
+        for step, tags in (
+            (dbt_current_state_models, None),
+            (dbt_partitioned_models, range_tags),
+            (dbt_dimension_models, None),
+        )
+    ]
 
 
 def warehouse(data: Path) -> duckdb.DuckDBPyConnection:

@@ -178,6 +178,56 @@ def test_pii_guard_fails_the_publish_and_keeps_the_old_snapshot(private_data):
     assert _tmp_leftovers(private_data) == []
 
 
+def _simulator_pii(data: Path) -> set[str]:
+    """Every PII value the simulator produced: today's customer rows and every older version.
+
+    Older versions (before an email or phone change) survive only in the raw lake's customer
+    partitions, so both places are read; the quarantine's raw text is read too.
+    """
+    import sqlite3
+
+    with sqlite3.connect(data / "services" / "customers.sqlite") as source:
+        rows = source.execute("SELECT email, phone, full_name FROM customers").fetchall()
+    values = {v for row in rows for v in row}
+    lake = data / "lake" / "raw" / "customers" / "customers"
+    with duckdb.connect() as con:
+        values |= {
+            v
+            for row in con.execute(
+                "SELECT email, phone, full_name FROM read_parquet(?)",
+                [str(lake / "*" / "*.parquet")],
+            ).fetchall()
+            for v in row
+        }
+    return {v.lower() for v in values if v}
+
+
+def test_no_simulator_pii_value_is_in_any_text_column_of_the_snapshot(private_data, pipeline):
+    dg.materialize([analytics_snapshot])
+    pii = _simulator_pii(pipeline)
+    assert len(pii) > 100 and any("@" in v for v in pii)
+
+    with duckdb.connect(str(snapshot_path()), read_only=True) as con:
+        con.execute("CREATE TEMP TABLE pii AS SELECT unnest(?::VARCHAR[]) AS value", [list(pii)])
+        columns = con.execute(
+            "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+            "WHERE data_type = 'VARCHAR' AND database_name = current_database() "
+            "AND NOT internal"
+        ).fetchall()
+        assert len(columns) >= 20  # every analyst table has text columns: ids, channels, names
+        scanned = 0
+        for schema, table, column in columns:
+            # A PII value anywhere in the text, not only as the whole value.
+            (rows, leaked) = con.execute(
+                f"SELECT count(*), list(DISTINCT p.value) FILTER (p.value IS NOT NULL) "  # noqa: S608
+                f'FROM "{schema}"."{table}" t LEFT JOIN pii p '
+                f'ON contains(lower(t."{column}"), p.value)'
+            ).fetchone()
+            scanned += rows
+            assert not leaked, f"{schema}.{table}.{column} holds PII: {sorted(leaked)[:3]}"
+    assert scanned > 0
+
+
 def test_pii_names_are_caught_and_masked_columns_pass():
     columns = [
         ("s", "t", name)

@@ -20,7 +20,9 @@ from dagster_dbt import (
 
 from batch_platform.dbt_project import dbt_project, ensure_manifest
 from batch_platform.partitions import daily_partitions
+from batch_platform.paths import warehouse_path
 from batch_platform.transform.dbt_vars import build_args
+from batch_platform.transform.table_metrics import with_table_metrics
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 # Three selections, in the order a full build needs them: current-state staging tables (read
@@ -97,6 +99,15 @@ def _window(context: dg.AssetExecutionContext):
     return window.start, window.end
 
 
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """`dbt build` for the run's window; each model's output carries its table figures."""
+    window = _window(context)
+    invocation = dbt.cli(build_args(window), context=context)
+    yield from with_table_metrics(
+        invocation.stream(), invocation.manifest, warehouse_path(), window
+    )
+
+
 @dbt_assets(
     manifest=ensure_manifest(),
     project=dbt_project,
@@ -109,7 +120,7 @@ def _window(context: dg.AssetExecutionContext):
 )
 def dbt_partitioned_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """Incremental models: replace exactly the partition window, in one dbt invocation."""
-    yield from dbt.cli(build_args(_window(context)), context=context).stream()
+    yield from _build(context, dbt)
 
 
 @dbt_assets(
@@ -122,7 +133,7 @@ def dbt_partitioned_models(context: dg.AssetExecutionContext, dbt: DbtCliResourc
 )
 def dbt_current_state_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """Staging tables of current state (newest version per key), rebuilt whole from the lake."""
-    yield from dbt.cli(build_args(None), context=context).stream()
+    yield from _build(context, dbt)
 
 
 @dbt_assets(
@@ -136,4 +147,4 @@ def dbt_current_state_models(context: dg.AssetExecutionContext, dbt: DbtCliResou
 )
 def dbt_dimension_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """Dimensions and whole-table summaries over the layers below, rebuilt whole."""
-    yield from dbt.cli(build_args(None), context=context).stream()
+    yield from _build(context, dbt)
