@@ -100,24 +100,29 @@ class LandingCursor:
 def landing_run_requests(
     files: list[LandingFile], cursor: LandingCursor, partition_keys: set[str]
 ) -> tuple[list[dg.RunRequest], LandingCursor, list[str]]:
-    """One run request per (source, day) with new files; days outside the partitions skipped."""
+    """One run request per day with new files, extracting every source they belong to.
+
+    One run per day rather than per (source, day): every run is a process that loads the code
+    location first, so a day's five event sources share one; a failing source still fails only
+    its own step. Days outside the partitions are skipped and reported.
+    """
     new = [f for f in files if cursor.is_new(f)]
-    touched: dict[tuple[str, str], SourceSpec] = {}
+    touched: dict[str, dict[str, SourceSpec]] = {}
     skipped = []
     for file in new:
         if file.day not in partition_keys:
             skipped.append(f"{file.relative}: day {file.day} is not a partition")
             continue
-        touched[(file.source.path, file.day)] = file.source
+        touched.setdefault(file.day, {})[file.source.path] = file.source
     next_cursor = cursor.advance(new)
     requests = [
         dg.RunRequest(
-            run_key=f"{path}:{day}:{next_cursor.mark_ns}",
-            asset_selection=[extract_asset_key(spec)],
+            run_key=f"landing:{day}:{next_cursor.mark_ns}",
+            asset_selection=[extract_asset_key(sources[path]) for path in sorted(sources)],
             partition_key=day,
-            tags={"batch_platform/trigger": "landing_file", "batch_platform/source": path},
+            tags={"batch_platform/trigger": "landing_file"},
         )
-        for (path, day), spec in sorted(touched.items())
+        for day, sources in sorted(touched.items())
     ]
     return requests, next_cursor, skipped
 
@@ -156,10 +161,12 @@ def watermark_run_requests(
 ) -> tuple[list[dg.RunRequest], dict[str, str]]:
     """Ask each polled source which days changed since its last watermark; request those days.
 
-    A source that cannot be reached is logged and keeps its cursor, so it is asked again next
-    tick and nothing is missed.
+    One run per changed day, extracting every source that changed on it. A source that cannot
+    be reached is logged and keeps its cursor, so it is asked again next tick and nothing is
+    missed.
     """
-    requests, cursor = [], dict(cursor)
+    cursor = dict(cursor)
+    changed_by_day: dict[str, dict[str, tuple[SourceSpec, str]]] = {}
     for spec in specs:
         try:
             changed = _probe(spec, cursor.get(spec.path))
@@ -170,19 +177,20 @@ def watermark_run_requests(
             if day not in partition_keys:
                 log.warning(f"watermark_sensor: {spec.path} changed on {day}, not a partition")
                 continue
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"{spec.path}:{day}:{newest}",
-                    asset_selection=[extract_asset_key(spec)],
-                    partition_key=day,
-                    tags={
-                        "batch_platform/trigger": "watermark",
-                        "batch_platform/source": spec.path,
-                    },
-                )
-            )
+            changed_by_day.setdefault(day, {})[spec.path] = (spec, newest)
         if changed:
             cursor[spec.path] = max(changed.values())
+    requests = [
+        dg.RunRequest(
+            # the same day and watermarks never run twice; a newer watermark runs again
+            run_key=f"watermark:{day}:"
+            + ",".join(f"{path}@{newest}" for path, (_, newest) in sorted(sources.items())),
+            asset_selection=[extract_asset_key(spec) for _, (spec, _) in sorted(sources.items())],
+            partition_key=day,
+            tags={"batch_platform/trigger": "watermark"},
+        )
+        for day, sources in sorted(changed_by_day.items())
+    ]
     return requests, cursor
 
 

@@ -37,8 +37,12 @@ def evaluate(sensor, cursor=None):
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(cursor=cursor, instance=instance, definitions=defs)
         result = sensor.evaluate_tick(context)
+    days = [r.partition_key for r in result.run_requests]
+    assert len(days) == len(set(days)), "one run per day, extracting every source it touches"
     requests = sorted(
-        (r.asset_selection[0].to_user_string(), r.partition_key) for r in result.run_requests
+        (key.to_user_string(), r.partition_key)
+        for r in result.run_requests
+        for key in r.asset_selection
     )
     return requests, result.cursor
 
