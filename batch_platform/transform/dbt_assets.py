@@ -93,6 +93,13 @@ translator = PlatformTranslator(settings=DagsterDbtTranslatorSettings(enable_cod
 
 
 def _window(context: dg.AssetExecutionContext):
+    """The run's partition window, for partitioned models only.
+
+    A range run of the whole graph tags every step with the range; the unpartitioned models in
+    it get no window (their SQL ignores one, and a needless `--vars` makes dbt re-parse).
+    """
+    if context.assets_def.partitions_def is None:
+        return None
     if not context.has_partition_key_range and not context.has_partition_key:
         return None
     window = context.partition_time_window
