@@ -1,6 +1,9 @@
 """A backfill of a range is ONE run with ONE dbt invocation, and equals day-by-day runs."""
 
+import os
 import shutil
+import subprocess
+import sys
 from datetime import date, timedelta
 
 import dagster as dg
@@ -8,6 +11,7 @@ import pytest
 from support import demo_apis, warehouse
 
 from batch_platform.definitions import defs
+from batch_platform.paths import PROJECT_ROOT
 from batch_platform.simulator import simulate
 
 pytestmark = pytest.mark.slow
@@ -27,6 +31,7 @@ TABLES = [
 NOT_PUBLISHED = dg.AssetSelection.all() - dg.AssetSelection.keys("analytics_snapshot")
 EXTRACTS = dg.AssetSelection.groups("infrastructure") & dg.AssetSelection.key_prefixes("raw")
 STAGING = dg.AssetSelection.key_prefixes("staging")
+STAGING_ORDERS = dg.AssetKey(["staging", "stg_orders__order_events"])
 PARTITIONED_MARTS = dg.AssetSelection.groups(
     "middle_platform", "scenario", "channel", "consistency"
 ) & dg.AssetSelection.assets(*[a for a in defs.assets if a.partitions_def is not None])
@@ -68,7 +73,7 @@ def test_a_backfill_is_one_run_and_equals_day_by_day_runs(tmp_path, monkeypatch)
     shutil.copytree(landscape, by_day)
 
     monkeypatch.setenv("BATCH_PLATFORM_DATA_DIR", str(one_run))
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:  # in memory: no event-log fsyncs
         materialize(
             one_run,
             instance,
@@ -88,7 +93,7 @@ def test_a_backfill_is_one_run_and_equals_day_by_day_runs(tmp_path, monkeypatch)
     # Day by day, each asset in its own single-day runs: extracts, then staging, then the
     # marts (which read their neighbours' staging days), then the whole-table models.
     monkeypatch.setenv("BATCH_PLATFORM_DATA_DIR", str(by_day))
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:  # in memory: no event-log fsyncs
         for selection in (EXTRACTS, STAGING, PARTITIONED_MARTS):
             for day in DAYS:
                 materialize(by_day, instance, selection, partition_key=day)
@@ -96,3 +101,60 @@ def test_a_backfill_is_one_run_and_equals_day_by_day_runs(tmp_path, monkeypatch)
         assert len(instance.get_run_records()) == 3 * len(DAYS) + 1
 
     assert snapshot(one_run) == snapshot(by_day)
+
+
+MONTH = [(date(2026, 3, 1) + timedelta(days=i)).isoformat() for i in range(30)]
+
+
+def test_a_30_day_backfill_of_the_whole_graph_is_one_run_equal_to_30_daily_builds(
+    tmp_path, monkeypatch
+):
+    """Thirty days through the platform as one run, against a day-by-day build of the same lake.
+
+    The day-by-day side is 30 single-day dbt builds per layer in the order daily runs take
+    (tests/dbt_day_by_day.py); the test above shows Dagster's own single-day runs equal a range
+    run, this one shows the models' windows add up over a month, settlement days included.
+    """
+    landscape = tmp_path / "landscape"
+    simulate(landscape, start=date(2026, 3, 1), days=len(MONTH), seed=13, scale=0.02)
+    one_run = tmp_path / "one_run"
+    shutil.copytree(landscape, one_run)
+
+    monkeypatch.setenv("BATCH_PLATFORM_DATA_DIR", str(one_run))
+    with dg.DagsterInstance.ephemeral() as instance:  # in memory: no event-log fsyncs
+        materialize(
+            one_run,
+            instance,
+            NOT_PUBLISHED,
+            tags={
+                "dagster/asset_partition_range_start": MONTH[0],
+                "dagster/asset_partition_range_end": MONTH[-1],
+            },
+        )
+        runs = instance.get_run_records()
+        assert len(runs) == 1
+        commands = dbt_commands(instance, runs[0].dagster_run.run_id)
+        partitioned = [c for c in commands if '"min_date"' in c]
+        assert len(partitioned) == 1, commands
+        assert '"max_date": "2026-03-31", "min_date": "2026-03-01"' in partitioned[0]
+        # every partitioned asset of the graph has all 30 days from that one run
+        for key in (dg.AssetKey(["channel", "channel_daily_kpis"]), STAGING_ORDERS):
+            assert instance.get_materialized_partitions(key) == set(MONTH), key
+
+    # The same lake, built by day.
+    by_day = tmp_path / "by_day"
+    shutil.copytree(landscape, by_day)
+    shutil.copytree(one_run / "lake", by_day / "lake")
+    env = {**os.environ, "BATCH_PLATFORM_DATA_DIR": str(by_day)}
+    subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "tests" / "dbt_day_by_day.py")]
+        + [MONTH[0], str(len(MONTH)), str(tmp_path / "dbt-target")],
+        env=env,
+        check=True,
+        timeout=900,
+    )
+
+    expected, got = snapshot(by_day), snapshot(one_run)
+    assert sum(len(rows) for rows in got.values()) > 1000
+    for table in TABLES:
+        assert got[table] == expected[table], table
