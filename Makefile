@@ -16,8 +16,10 @@ DEMO_SEED ?= 7
 DEMO_START = $(shell $(BIN)/python -c "import datetime as d; print(d.date.today() - d.timedelta(days=$(DEMO_DAYS)))")
 LANDSCAPE_START = $(shell $(BIN)/python -c "import json; print(json.load(open('$(BATCH_PLATFORM_DATA_DIR)/landscape.json'))['start'])")
 API_PORT ?= 8765
+# pytest-xdist workers for `make test`: most tests are one busy core or waiting on a server.
+TEST_WORKERS ?= 2
 
-.PHONY: dev test setup demo-data manifest chromium lint format clean
+.PHONY: dev test setup demo-data manifest chromium lint format clean bench bench-quick
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +56,15 @@ dev: setup demo-data
 
 ## test: everything set up, then lint, format check and the whole test suite
 test: setup lint chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+
+## bench: the full benchmarks (~40 min): benchmarks/results.json and docs/BENCHMARKS.md
+bench: setup
+	$(BIN)/python -m benchmarks.run
+
+## bench-quick: the same benchmarks at small sizes; figures under benchmarks/work/ only
+bench-quick: setup
+	$(BIN)/python -m benchmarks.run --quick
 
 ## chromium: Debian's Chromium for the browser tests (Playwright cannot download browsers here)
 chromium:

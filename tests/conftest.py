@@ -22,6 +22,38 @@ from support import (
 
 from batch_platform.paths import DATA_DIR_ENV
 
+# Run first: the longest tests, so that with `pytest -n 2` (make test) neither core is left
+# with a long test at the end while the other idles.
+LONGEST_FIRST = (
+    "test_daemon_e2e.py",
+    "test_bench_quick.py",
+    "test_ui_browser.py",
+    "test_backfill.py",
+)
+# Tests that share a module or session fixture too costly to build twice run on one worker.
+SHARED_FIXTURES = {"pipeline": "pipeline", "built_pipeline": "pipeline"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group tests by the expensive fixture they share and start the longest ones first.
+
+    Under pytest-xdist's `--dist loadgroup` a group runs on one worker, so the whole graph is
+    built once per run and a module's Dagster webserver is started once; without xdist the
+    markers are ignored. The order is the same in every worker, as xdist requires.
+    """
+    for item in items:
+        group = next((g for f, g in SHARED_FIXTURES.items() if f in item.fixturenames), None)
+        if item.path.name == "test_ui_browser.py":
+            group = "browser"
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+    def rank(item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
+
 
 def pytest_configure(config):
     # A known key so tests can compute masked values; the demo key would warn on every run.
