@@ -19,7 +19,7 @@ from batch_platform.simulator import simulate
 
 # Every run the daemon launches is a process that loads the code location (~8 s here) and each
 # dbt invocation costs ~5-10 s, so this takes a few minutes: the sensors request one run per
-# day, and warehouse-writing runs wait in the queue (pool granularity `run`), one at a time.
+# day, and warehouse-writing steps wait for the `duckdb_warehouse` pool, one at a time.
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
@@ -30,6 +30,7 @@ MARTS = [
     dg.AssetKey(["consistency", "reconciliation_daily_summary"]),
 ]
 TIMEOUT_SECONDS = 600
+LOGS = ("apis.log", "daemon.log", "webserver.log")  # the processes' output, in start order
 
 
 def free_port() -> int:
@@ -58,6 +59,14 @@ def stop(process: subprocess.Popen) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def assert_alive(processes: list[subprocess.Popen], logs: Path) -> None:
+    """Fail with the end of a dead server's log, so CI shows why it died."""
+    for process, name in zip(processes, LOGS, strict=True):
+        if process.poll() is not None:
+            tail = (logs / name).read_text(errors="replace")[-3000:]
+            pytest.fail(f"{name.removesuffix('.log')} exited with {process.returncode}:\n{tail}")
+
+
 def materialized(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str) -> bool:
     return partition in instance.get_materialized_partitions(key)
 
@@ -68,6 +77,8 @@ def test_a_new_day_is_extracted_and_its_marts_built_by_sensors_and_automation(tm
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
     simulate(data, start=START, days=1, seed=3, scale=0.02)
+    # Create the instance's storage once, here, before three processes open it at the same time.
+    dg.DagsterInstance.from_config(str(home)).dispose()
     api_port = free_port()
     env = {
         **os.environ,
@@ -104,7 +115,6 @@ def test_a_new_day_is_extracted_and_its_marts_built_by_sensors_and_automation(tm
             tmp_path / "webserver.log",
         ),
     ]
-    most_queued = 0
     try:
         os.environ["DAGSTER_HOME"] = str(home)  # for DagsterInstance.get() in this process
         with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -112,7 +122,7 @@ def test_a_new_day_is_extracted_and_its_marts_built_by_sensors_and_automation(tm
             # The daemon reacts to the landscape on its own first ...
             while not instance.get_run_records(limit=1):
                 assert time.monotonic() < deadline, "no run was started by the sensors"
-                assert all(p.poll() is None for p in processes), "a server process died"
+                assert_alive(processes, tmp_path)
                 time.sleep(2)
             # ... then a new day lands (and late files for the old days), with no one clicking.
             subprocess.run(
@@ -125,10 +135,7 @@ def test_a_new_day_is_extracted_and_its_marts_built_by_sensors_and_automation(tm
                 assert time.monotonic() < deadline, (
                     f"the marts of {NEW_DAY} were not materialised within {TIMEOUT_SECONDS} s"
                 )
-                queued = instance.get_run_records(
-                    filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED])
-                )
-                most_queued = max(most_queued, len(queued))
+                assert_alive(processes, tmp_path)
                 failed = instance.get_run_records(
                     filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])
                 )
@@ -140,6 +147,5 @@ def test_a_new_day_is_extracted_and_its_marts_built_by_sensors_and_automation(tm
             stop(process)
     statuses = {r.dagster_run.status for r in runs}
     assert dg.DagsterRunStatus.FAILURE not in statuses
-    assert most_queued >= 2, "runs should have queued for the warehouse or the run limit"
     log = (tmp_path / "daemon.log").read_text()
     assert "database is locked" not in log and "Could not set lock" not in log
