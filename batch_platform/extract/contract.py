@@ -8,6 +8,7 @@ DuckDB keeps it vectorised (no Python loop over rows) and lets it spill to disk 
 Nothing from the registry is formatted into SQL as a value: column names are validated
 identifiers and are double-quoted, types were parsed by DuckDB's own type parser, and JSON
 paths, messages, accepted values, minimums and the partition window are bound parameters.
+A reason quotes the offending value, except for a PII column, whose value it never shows.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from typing import Any, Literal
 from batch_platform.registry import ColumnSpec, SourceSpec
 
 InputKind = Literal["json", "columns"]
+
+# A JSON record (one landing line, one API record) longer than this is quarantined unparsed: no
+# service sends a megabyte-sized event, and a hostile one must not be parsed or loaded.
+MAX_RECORD_BYTES = 1_048_576
 
 
 def quote_identifier(name: str) -> str:
@@ -56,12 +61,24 @@ def typed(kind: InputKind, column: ColumnSpec, params: _Params) -> str:
     return f"TRY_CAST({_value(kind, column, params)} AS {column.data_type})"
 
 
+def _got(column: ColumnSpec, text: str, params: _Params) -> str:
+    """`, got <value>` after a reason; for a PII column only the fact, never the value."""
+    if column.pii:
+        return params.bind(" (value not shown: PII)")
+    return f"{params.bind(', got ')} || left({text}, 80)"
+
+
 def _rules(
     kind: InputKind, spec: SourceSpec, window: tuple[datetime, datetime], params: _Params
 ) -> list[str]:
     """`WHEN <broken> THEN <reason>` branches, most basic first, so a record gets one reason."""
     rules = []
     if kind == "json":
+        too_large = f"record larger than {MAX_RECORD_BYTES} bytes"
+        rules.append(
+            f"WHEN strlen(raw) > {params.bind(MAX_RECORD_BYTES)} THEN "
+            f"{params.bind(too_large + ', got ')} || CAST(strlen(raw) AS VARCHAR)"
+        )
         rules.append(f"WHEN NOT json_valid(raw) THEN {params.bind('malformed JSON')}")
         rules.append(
             f"WHEN json_type(raw::JSON) <> 'OBJECT' THEN {params.bind('not a JSON object')}"
@@ -75,26 +92,29 @@ def _rules(
         value = typed(kind, column, params)
         rules.append(
             f"WHEN {text} IS NOT NULL AND {value} IS NULL THEN "
-            f"{params.bind(f'{column.name}: expected {column.data_type}, got ')}"
-            f" || left({text}, 80)"
+            f"{params.bind(f'{column.name}: expected {column.data_type}')} || "
+            f"{_got(column, text, params)}"
         )
         if column.minimum is not None:
             rules.append(
                 f"WHEN {value} < {params.bind(column.minimum)} THEN "
-                f"{params.bind(f'{column.name}: must be >= {column.minimum}, got ')} || {text}"
+                f"{params.bind(f'{column.name}: must be >= {column.minimum}')} || "
+                f"{_got(column, text, params)}"
             )
         if column.accepted_values:
             rules.append(
                 f"WHEN {text} IS NOT NULL AND NOT list_contains("
                 f"{params.bind(list(column.accepted_values))}, {text}) THEN "
-                f"{params.bind(f'{column.name}: not an accepted value, got ')} || left({text}, 80)"
+                f"{params.bind(f'{column.name}: not an accepted value')} || "
+                f"{_got(column, text, params)}"
             )
-    event_time = typed(kind, spec.column(spec.event_time), params)
+    time_column = spec.column(spec.event_time)
+    event_time = typed(kind, time_column, params)
     start, end = window
     outside = f"{spec.event_time}: outside the partition window [{start:%Y-%m-%d}, {end:%Y-%m-%d})"
     rules.append(
         f"WHEN {event_time} < {params.bind(start)} OR {event_time} >= {params.bind(end)} THEN "
-        f"{params.bind(outside + ', got ')} || CAST({event_time} AS VARCHAR)"
+        f"{params.bind(outside)} || {_got(time_column, f'CAST({event_time} AS VARCHAR)', params)}"
     )
     return rules
 

@@ -67,7 +67,17 @@ _SECRET_SETTING = re.compile(
 
 
 class DatabaseSourceError(RuntimeError):
-    """A database source that cannot be read; the message names it and never holds a secret."""
+    """A database source that cannot be read; the message names it and never holds a secret.
+
+    `transient` says whether asking again later may help: a server that stayed unreachable
+    through the connect retries, or a read that broke off, is; a missing table, column or
+    database file, or a URL we cannot use, is not, and the extract asset fails at once for it
+    instead of going through Dagster's retry policy.
+    """
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class _ConnectFailed(Exception):
@@ -172,7 +182,7 @@ def _open(scheme: str, url: str) -> adbc_driver_manager.dbapi.Connection:
             with attempt:
                 return _connect(scheme, url)
     except _ConnectFailed as error:
-        raise DatabaseSourceError(str(error)) from None
+        raise DatabaseSourceError(str(error), transient=True) from None
 
 
 def open_readonly(url: str) -> adbc_driver_manager.dbapi.Connection:
@@ -187,7 +197,9 @@ def open_readonly(url: str) -> adbc_driver_manager.dbapi.Connection:
     try:
         return _open(scheme, url)
     except DatabaseSourceError as error:
-        raise DatabaseSourceError(f"cannot connect to {redact_url(url)}: {error}") from None
+        raise DatabaseSourceError(
+            f"cannot connect to {redact_url(url)}: {error}", transient=error.transient
+        ) from None
 
 
 def _table_columns(
@@ -325,7 +337,8 @@ def extract_database(spec: SourceSpec, day: date, data_dir: Path) -> PartitionSt
         connection = _open(scheme, url)
     except DatabaseSourceError as error:
         raise DatabaseSourceError(
-            f"{spec.path}: cannot connect to the database at {where}: {error}"
+            f"{spec.path}: cannot connect to the database at {where}: {error}",
+            transient=error.transient,
         ) from None
 
     with connection:
@@ -348,7 +361,8 @@ def extract_database(spec: SourceSpec, day: date, data_dir: Path) -> PartitionSt
         except (adbc_driver_manager.Error, duckdb.Error) as error:
             raise DatabaseSourceError(
                 f'{spec.path}: extracting table "{table}" from the database at {where} failed: '
-                f"{_scrub(str(error), url)}"
+                f"{_scrub(str(error), url)}",
+                transient=True,
             ) from None
         return stats
 

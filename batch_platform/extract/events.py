@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from batch_platform.extract.contract import MAX_RECORD_BYTES
 from batch_platform.extract.lake import PartitionLoad, PartitionStats
 from batch_platform.registry import SourceSpec
 
@@ -110,14 +111,18 @@ def extract_events(spec: SourceSpec, day: date, data_dir: Path) -> PartitionStat
         return load.write(stats)
 
 
+# Records the contract parses at all: valid JSON within the size limit (see contract.py).
+_PARSEABLE = "SELECT raw FROM input WHERE strlen(raw) <= $max_bytes AND json_valid(raw)"
+
+
 def _unknown_fields(load: PartitionLoad, spec: SourceSpec) -> list[str]:
     """Top-level fields present in the data but not in the contract (schema drift)."""
     known = [c.name for c in spec.columns]
     rows = load.con.execute(
-        "SELECT DISTINCT k FROM (SELECT unnest(json_keys(raw::JSON)) AS k FROM "
-        "(SELECT raw FROM input WHERE json_valid(raw)) WHERE json_type(raw::JSON) = 'OBJECT') "
+        "SELECT DISTINCT k FROM (SELECT unnest(json_keys(raw::JSON)) AS k FROM "  # noqa: S608
+        f"({_PARSEABLE}) WHERE json_type(raw::JSON) = 'OBJECT') "
         "WHERE NOT list_contains($known, k) ORDER BY k",
-        {"known": known},
+        {"known": known, "max_bytes": MAX_RECORD_BYTES},
     ).fetchall()
     return [r[0] for r in rows]
 
@@ -131,8 +136,9 @@ def _fail_on_missing_required_columns(load: PartitionLoad, spec: SourceSpec) -> 
     present = {
         r[0]
         for r in load.con.execute(
-            "SELECT DISTINCT unnest(json_keys(raw::JSON)) FROM "
-            "(SELECT raw FROM input WHERE json_valid(raw)) WHERE json_type(raw::JSON) = 'OBJECT'"
+            "SELECT DISTINCT unnest(json_keys(raw::JSON)) FROM "  # noqa: S608
+            f"({_PARSEABLE}) WHERE json_type(raw::JSON) = 'OBJECT'",
+            {"max_bytes": MAX_RECORD_BYTES},
         ).fetchall()
     }
     if not present:

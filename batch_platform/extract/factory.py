@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 
 from batch_platform import paths
 from batch_platform.extract.api import extract_api
-from batch_platform.extract.database import extract_database
-from batch_platform.extract.events import extract_events
+from batch_platform.extract.database import DatabaseSourceError, extract_database
+from batch_platform.extract.events import MissingColumnError, extract_events
 from batch_platform.extract.lake import PartitionStats, partition_path
 from batch_platform.partitions import daily_partitions, partition_day
 from batch_platform.registry import SourceSpec
@@ -133,6 +133,25 @@ def _accounting_check(unaccounted: dict[str, int], total: PartitionStats) -> dg.
     )
 
 
+def _run_extractor(
+    extractor: Extractor, spec: SourceSpec, day: date, data_dir: Path
+) -> PartitionStats:
+    """Run one day's extract; a fault that asking again cannot fix fails the step at once.
+
+    Dagster's retry policy is for transient faults. A missing table or column, or a producer
+    whose records all lack a required field, would fail the same way on every retry, so they
+    bypass it (like `ApiRejected`) and the run fails with the source's own message.
+    """
+    try:
+        return extractor(spec, day, data_dir)
+    except DatabaseSourceError as error:
+        if error.transient:
+            raise
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+    except MissingColumnError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+
+
 def build_extract_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     key = extract_asset_key(spec)
     extractor = EXTRACTORS[spec.access]
@@ -173,7 +192,7 @@ def build_extract_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         days = [partition_day(key) for key in context.partition_keys]
         total, unaccounted = PartitionStats(), {}
         for day in days:
-            stats = extractor(spec, day, data_dir)
+            stats = _run_extractor(extractor, spec, day, data_dir)
             for skipped in stats.skipped_inputs:
                 context.log.warning(f"{spec.path} {day}: skipped input {skipped}")
             if stats.schema_drift:

@@ -1,8 +1,11 @@
 """The raw lake: one Parquet file per source table and day, replaced atomically.
 
 Extracts write files, never the warehouse, so any number run in parallel and none waits on
-DuckDB's single-writer lock. A partition is written to a temporary file beside its final name
-and renamed over it: a reader (or a crash) sees the old file or the new one, never half of one.
+DuckDB's single-writer lock. A partition's lake and quarantine files are each written to a
+temporary file beside their final name, both flushed to disk, then renamed over the old ones: a
+reader (or a crash, even SIGKILL) sees the old file or the new one, never half of one. A killed
+writer's temporary files are hidden (`.data.parquet.<host>.<pid>.<random>.tmp`, which no
+`*.parquet` glob matches) and removed by the next write of the same partition.
 Rejected records go to the quarantine, a twin tree with the same layout, readable by dbt.
 
     <lake>/raw/<service>/<entity>/dt=YYYY-MM-DD/data.parquet
@@ -12,6 +15,7 @@ Rejected records go to the quarantine, a twin tree with the same layout, readabl
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -21,6 +25,7 @@ from typing import Any
 
 import duckdb
 
+from batch_platform import pii
 from batch_platform.extract.contract import (
     ORIGIN,
     POSITION,
@@ -34,6 +39,7 @@ from batch_platform.extract.contract import (
 from batch_platform.registry import SourceSpec
 
 PARTITION_FILE = "data.parquet"
+_MASK_FUNCTION = "_platform_mask_pii_record"
 QUARANTINE_COLUMNS = (
     "source VARCHAR, partition DATE, origin VARCHAR, position BIGINT, raw VARCHAR, reason VARCHAR"
 )
@@ -84,23 +90,88 @@ class PartitionStats:
         )
 
 
-def _copy_atomically(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], final: Path):
-    """COPY a query to Parquet beside `final`, then rename over it (atomic on one filesystem)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+_HOST = socket.gethostname()
+
+
+def _temporary_name(final: Path) -> Path:
+    """`.<name>.<host>.<pid>.<random>.tmp` beside `final`: whose it is, so a leftover of a
+    killed writer can be told from a file another writer is still writing."""
+    return final.with_name(f".{final.name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+
+
+def _writer_is_gone(temporary: Path, final: Path) -> bool:
+    """True for a temporary file of `final` left by a process of this host that no longer runs."""
+    stem = temporary.name.removesuffix(".tmp")
+    head, pid, _ = stem.rsplit(".", 2)
+    if head != f".{final.name}.{_HOST}" or not pid.isdigit():
+        return False  # another host's, or not ours at all: leave it
     try:
-        con.execute(
-            f"COPY ({sql}) TO {_literal_path(temporary)} (FORMAT parquet, COMPRESSION zstd)", params
-        )
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, final)
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, owned by another user
+    return False
+
+
+def remove_leftovers(final: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left beside `final`; return them."""
+    removed = []
+    if final.parent.is_dir():
+        for temporary in final.parent.glob(f".{final.name}.*.tmp"):
+            if _writer_is_gone(temporary, final):
+                temporary.unlink(missing_ok=True)
+                removed.append(temporary)
+    return removed
+
+
+def _fsync_directory(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
     finally:
-        temporary.unlink(missing_ok=True)
+        os.close(descriptor)
+
+
+def _replace_atomically(
+    con: duckdb.DuckDBPyConnection, copies: list[tuple[str, dict[str, Any], Path]]
+) -> None:
+    """COPY each query to a temporary Parquet file beside its target, then rename them all.
+
+    Every file is written and flushed to disk before the first rename, so a crash (even
+    SIGKILL) while writing leaves every target as it was; only the renames themselves, a few
+    system calls in a row, separate the old partition from the new. Renames are atomic on one
+    filesystem: a reader sees the old file or the new one, never half of one.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for sql, params, final in copies:
+            _literal_path(final)  # refuses an unusable path before anything is created
+            final.parent.mkdir(parents=True, exist_ok=True)
+            remove_leftovers(final)
+            temporary = _temporary_name(final)
+            staged.append((temporary, final))
+            con.execute(
+                f"COPY ({sql}) TO {_literal_path(temporary)} (FORMAT parquet, COMPRESSION zstd)",
+                params,
+            )
+            with open(temporary, "rb+") as handle:
+                os.fsync(handle.fileno())
+        for temporary, final in staged:
+            os.replace(temporary, final)
+        for folder in {final.parent for _, final in staged}:
+            _fsync_directory(folder)
+    finally:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
 
 
 def _literal_path(path: Path) -> str:
-    """COPY ... TO needs a literal target; the path is ours (lake root + validated names)."""
+    """COPY ... TO needs a literal target; the path is ours (lake root + validated names).
+
+    A data folder whose path holds a quote is refused rather than escaped: dbt splices the same
+    folder into its SQL (the sources' `external_location`), so it could not work there anyway.
+    """
     text = str(path)
     if "'" in text:
         raise ValueError(f"lake path must not contain a quote: {text}")
@@ -131,6 +202,8 @@ class PartitionLoad:
         self.con.execute(
             f"CREATE TABLE input ({ORIGIN} VARCHAR, {POSITION} BIGINT, {input_columns})"
         )
+        if spec.pii_columns:
+            self._register_pii_mask()
 
     def __enter__(self) -> PartitionLoad:
         return self
@@ -141,6 +214,25 @@ class PartitionLoad:
     def close(self) -> None:
         self.con.close()
         self._tmp.cleanup()
+
+    def _register_pii_mask(self) -> None:
+        """Register the function that masks a quarantined record of this PII source.
+
+        Quarantined records are kept as received so they can be diagnosed and replayed, but a
+        PII source's must not carry readable PII into the lake and from there into dbt's
+        `stg_platform__quarantine`: every field but the contract's non-PII columns is replaced
+        by its keyed hash (`pii.mask_record`), with the key from BATCH_PLATFORM_PII_SALT.
+        """
+        key = pii.salt()
+        clear = frozenset(c.name for c in self.spec.columns if not c.pii)
+        self.con.create_function(
+            _MASK_FUNCTION,
+            lambda text: pii.mask_record(text, clear, key),
+            ["VARCHAR"],
+            "VARCHAR",
+            null_handling="special",
+            side_effects=False,
+        )
 
     def write(self, stats: PartitionStats) -> PartitionStats:
         """Check every staged record, then replace the partition and its quarantine."""
@@ -165,20 +257,28 @@ class PartitionLoad:
         ).fetchone()[0]
         stats.watermark = watermark.isoformat() if watermark is not None else None
 
-        _copy_atomically(
-            self.con,
-            "SELECT * FROM loaded",
-            {},
-            partition_path(self.lake_root, "raw", self.spec, self.day),
-        )
-        _copy_atomically(
-            self.con,
+        raw = f"CAST({quarantine_raw_sql(self.kind)} AS VARCHAR)"
+        if self.spec.pii_columns:
+            raw = f"{_MASK_FUNCTION}({raw})"
+        quarantine = (
             # Only the platform's constant column names are formatted in; values are bound.
-            f"SELECT $source AS source, CAST($day AS DATE) AS partition, {ORIGIN} AS origin, "  # noqa: S608, E501
-            f"{POSITION} AS position, CAST({quarantine_raw_sql(self.kind)} AS VARCHAR) AS raw, "
-            f"{REASON} AS reason FROM checked WHERE {REASON} IS NOT NULL "
-            f"ORDER BY {ORIGIN}, {POSITION}",
-            {"source": self.spec.path, "day": self.day},
-            partition_path(self.lake_root, "quarantine", self.spec, self.day),
+            f"SELECT $source AS source, CAST($day AS DATE) AS partition, {ORIGIN} AS origin, "  # noqa: S608
+            f"{POSITION} AS position, {raw} AS raw, {REASON} AS reason FROM checked "
+            f"WHERE {REASON} IS NOT NULL ORDER BY {ORIGIN}, {POSITION}"
+        )
+        _replace_atomically(
+            self.con,
+            [
+                (
+                    "SELECT * FROM loaded",
+                    {},
+                    partition_path(self.lake_root, "raw", self.spec, self.day),
+                ),
+                (
+                    quarantine,
+                    {"source": self.spec.path, "day": self.day},
+                    partition_path(self.lake_root, "quarantine", self.spec, self.day),
+                ),
+            ],
         )
         return stats
