@@ -58,11 +58,11 @@ dev: setup demo-data
 test: setup lint chromium
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
-## bench: the full benchmarks (~40 min): benchmarks/results.json and docs/BENCHMARKS.md
+## bench: the full benchmarks, one at a time (~35 min): benchmarks/results.json, docs/BENCHMARKS.md
 bench: setup
 	$(BIN)/python -m benchmarks.run
 
-## bench-quick: the same benchmarks at small sizes; figures under benchmarks/work/ only
+## bench-quick: the same at small sizes, three at a time (< 3 min); figures in benchmarks/work/
 bench-quick: setup
 	$(BIN)/python -m benchmarks.run --quick
 

@@ -1,16 +1,20 @@
 """How fast, and in how much memory, the database access method extracts one big day.
 
-    python -m benchmarks.bench_database_extract [--rows 5000000]
+    python -m benchmarks.run --only extract_database       # as part of the harness
+    python -m benchmarks.bench_database_extract [--rows 5000000]   # on its own, one JSON line
 
 Builds a SQLite database whose `stock_movements` table matches the inventory contract, with
-every row in one day, then runs in two fresh subprocesses (so each peak RSS is its own):
+every row in one day, then runs in two fresh subprocesses, which report their own peak RSS
+(`harness.peak_rss_bytes`):
 
 - the platform's `extract_database` for that day (contract check, dedup, lake + quarantine);
 - a baseline: bare ADBC `fetch_arrow_table()` of the same query + `pyarrow.parquet.write_table`,
   the least work that produces a Parquet file, holding the whole result in memory.
 
-Prints one JSON line. The target is an extract peak under 1 GiB at 5 million rows: the
-extract streams, so its peak must not grow with the table the way the baseline's does.
+The target is an extract peak under 1 GiB at 5 million rows: the extract streams, so its peak
+must not grow with the table the way the baseline's does. The time ratio to the baseline is
+reported for information: the extract does more (checks, quarantine, atomic replace) and the
+baseline buys its speed with memory.
 """
 
 from __future__ import annotations
@@ -20,8 +24,6 @@ import json
 import os
 import pickle
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import date
@@ -30,6 +32,8 @@ from pathlib import Path
 DAY = date(2026, 3, 2)
 TARGET_PEAK_BYTES = 1 << 30
 SOURCE = "inventory__stock_movements"
+NAME = "extract_database"
+TITLE = "Extract throughput and memory: database (inventory/stock_movements)"
 
 # Every row falls in DAY; a few per thousand break the contract so the quarantine path runs
 # too: an unknown reason (i % 997 = 0) and a non-numeric quantity (i % 991 = 0).
@@ -66,12 +70,16 @@ def generate(path: Path, rows: int) -> float:
 
 def _child_extract(spec_file: Path, data_dir: Path) -> dict:
     from batch_platform.extract.database import extract_database
+    from benchmarks.harness import peak_rss_bytes
 
     spec = pickle.loads(spec_file.read_bytes())
+    floor = peak_rss_bytes()  # the interpreter with its imports, before any row is read
     started = time.perf_counter()
     stats = extract_database(spec, DAY, data_dir)
     return {
         "seconds": time.perf_counter() - started,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "floor_rss_bytes": floor,
         "rows_read": stats.rows_read,
         "rows_loaded": stats.rows_loaded,
         "rows_quarantined": stats.rows_quarantined,
@@ -84,6 +92,7 @@ def _child_baseline(spec_file: Path, data_dir: Path) -> dict:
     import pyarrow.parquet as pq
 
     from batch_platform.extract.contract import quote_identifier
+    from benchmarks.harness import peak_rss_bytes
 
     spec = pickle.loads(spec_file.read_bytes())
     columns = ", ".join(quote_identifier(c.name) for c in spec.columns)
@@ -101,25 +110,103 @@ def _child_baseline(spec_file: Path, data_dir: Path) -> dict:
         )
         table = cursor.fetch_arrow_table()
     pq.write_table(table, data_dir / "baseline.parquet", compression="zstd")
-    return {"seconds": time.perf_counter() - started, "rows_read": table.num_rows}
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "rows_read": table.num_rows, "peak_rss_bytes": peak_rss_bytes()}
 
 
 def _run_child(role: str, spec_file: Path, data_dir: Path) -> dict:
-    """Run one measurement in a fresh interpreter; add its own peak RSS (from wait4)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.bench_database_extract", "--child", role]
-        + ["--spec-file", str(spec_file), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE,
-        cwd=Path(__file__).resolve().parent.parent,
+    """Run one measurement in a fresh interpreter, which reports its own peak RSS."""
+    from benchmarks.harness import run_child
+
+    _, output = run_child(
+        ["benchmarks.bench_database_extract", "--child", role]
+        + ["--spec-file", str(spec_file), "--data-dir", str(data_dir)]
     )
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"the {role} subprocess failed with exit code {process.returncode}")
-    result = json.loads(output)
-    result["peak_rss_bytes"] = usage.ru_maxrss * 1024  # Linux reports KiB
-    return result
+    return output
+
+
+def _prepare(folder: Path, rows: int) -> tuple[Path, Path, float]:
+    """The big SQLite table and the pickled spec the children read; (data dir, spec, seconds)."""
+    from batch_platform.dbt_project import load_manifest
+    from batch_platform.registry import load_registry
+
+    spec = next(s for s in load_registry(load_manifest()) if s.name == SOURCE)
+    data_dir = folder / "data"
+    (data_dir / "services").mkdir(parents=True)
+    generate_seconds = generate(data_dir / "services" / "inventory.sqlite", rows)
+    spec_file = folder / "spec.pickle"
+    spec_file.write_bytes(pickle.dumps(spec))
+    os.environ.pop(spec.options["connection_env"], None)  # use the registry default
+    return data_dir, spec_file, generate_seconds
+
+
+def run(ctx) -> dict:
+    """The harness entry: extract and baseline alternately in fresh processes, repeated."""
+    from benchmarks.harness import check, fresh_folder, log, measurement, median_ratio
+
+    rows, repeats = ctx.pick(full=(5_000_000, 2), quick=(100_000, 1))
+    log(f"generating {rows:,} stock movements in SQLite")
+    data_dir, spec_file, generate_seconds = _prepare(fresh_folder(ctx.work / "db"), rows)
+    database = data_dir / "services" / "inventory.sqlite"
+    results: dict[str, list[dict]] = {"extract": [], "baseline": []}
+    for repeat in range(repeats):
+        order = ("extract", "baseline") if repeat % 2 == 0 else ("baseline", "extract")
+        for role in order:
+            results[role].append(_run_child(role, spec_file, data_dir))
+    extract, baseline = results["extract"], results["baseline"]
+    seconds = [r["seconds"] for r in extract]
+    base_seconds = [r["seconds"] for r in baseline]
+    peaks = [r["peak_rss_bytes"] / 2**20 for r in extract]
+    return {
+        "parameters": {
+            "rows": rows,
+            "repeats": repeats,
+            "sqlite_mib": round(database.stat().st_size / 2**20, 1),
+        },
+        "measurements": {
+            "extract_seconds": measurement("extract_database, one day", seconds, "s"),
+            "baseline_seconds": measurement(
+                "bare ADBC fetch_arrow_table -> Parquet (baseline)", base_seconds, "s"
+            ),
+            "extract_rows_per_second": measurement(
+                "extract rows/s", [rows / s for s in seconds], "rows/s", 0
+            ),
+            "baseline_rows_per_second": measurement(
+                "baseline rows/s", [rows / s for s in base_seconds], "rows/s", 0
+            ),
+            "extract_peak_rss_mib": measurement("extract peak RSS", peaks, "MiB", 0),
+            "extract_floor_rss_mib": measurement(
+                "  of which the interpreter and imports, before reading",
+                [r["floor_rss_bytes"] / 2**20 for r in extract],
+                "MiB",
+                0,
+            ),
+            "baseline_peak_rss_mib": measurement(
+                "baseline peak RSS", [r["peak_rss_bytes"] / 2**20 for r in baseline], "MiB", 0
+            ),
+        },
+        "checks": [
+            check(
+                "extract peak RSS",
+                max(peaks),
+                "largest resident set of the extract process (worst repeat); target < 1 GiB",
+                target=TARGET_PEAK_BYTES / 2**20,
+                direction="<=",
+                unit="MiB",
+            ),
+            check(
+                "extract throughput / bare ADBC read throughput",
+                median_ratio(base_seconds, seconds),
+                "baseline seconds divided by extract seconds (median of per-repeat ratios)",
+            ),
+        ],
+        "info": {
+            "generate_seconds": round(generate_seconds, 2),
+            "rows_loaded": extract[-1]["rows_loaded"],
+            "rows_quarantined": extract[-1]["rows_quarantined"],
+            "arrow_bytes_read": extract[-1]["bytes_read"],
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -134,18 +221,9 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(child(args.spec_file, args.data_dir)))
         return
 
-    from batch_platform.dbt_project import load_manifest
-    from batch_platform.registry import load_registry
-
-    spec = next(s for s in load_registry(load_manifest()) if s.name == SOURCE)
     with tempfile.TemporaryDirectory(prefix="bench-database-") as folder:
-        data_dir = Path(folder) / "data"
-        (data_dir / "services").mkdir(parents=True)
+        data_dir, spec_file, generate_seconds = _prepare(Path(folder), args.rows)
         database = data_dir / "services" / "inventory.sqlite"
-        generate_seconds = generate(database, args.rows)
-        spec_file = Path(folder) / "spec.pickle"
-        spec_file.write_bytes(pickle.dumps(spec))
-        os.environ.pop(spec.options["connection_env"], None)  # use the registry default
         extract = _run_child("extract", spec_file, data_dir)
         baseline = _run_child("baseline", spec_file, data_dir)
         figures = {

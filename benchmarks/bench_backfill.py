@@ -1,0 +1,181 @@
+"""Backfill: N days of the whole graph as ONE run, against N single-day runs and by hand.
+
+Three ways to build the same N days of one landscape, in process:
+
+- **one run** (`Pipeline.run` over the range): what a backfill with `BackfillPolicy.single_run()`
+  launches: each extract walks its days, each dbt selection (current state, partitioned models,
+  dimensions) is ONE dbt invocation for the whole range; from an empty lake and warehouse;
+- **N single-day runs**: the same graph once per day, as a per-partition backfill or a daily
+  job would, after the one run (over its lake and warehouse, as a day-by-day backfill's later
+  days would find them). One such run costs tens of seconds whatever the day's volume (three
+  dbt invocations), so N = 90 of them would take over an hour: a sample of k days spread over
+  the range is run and the total extrapolated (mean x N); the results say so;
+- **by hand**: the extractor functions in a plain loop (no Dagster), then one bare `dbt build`
+  of the same window in a subprocess: the same work with no orchestration.
+
+Targets: one run >= 10x faster than N single-day runs; one run <= 2x the bare `dbt build`. The
+latter is read two ways, both reported: the run's dbt steps against the bare `dbt build` (the
+same models over the same lake), and the whole run against the whole work by hand (extraction
+included on both sides).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+from benchmarks.harness import (
+    BENCH_START,
+    Context,
+    Pipeline,
+    bare_build,
+    bare_dbt,
+    bare_extract,
+    check,
+    dbt_target,
+    demo_apis,
+    environment,
+    landscape_days,
+    log,
+    measurement,
+    reset_outputs,
+    run_process,
+    simulate_landscape,
+    timed,
+)
+
+NAME = "backfill"
+TITLE = "Backfill: one run vs N single-day runs vs by hand"
+TARGET_SPEEDUP = 10.0
+TARGET_OVERHEAD = 2.0
+
+
+def sample_days(days: list[str], k: int) -> list[str]:
+    """k days spread evenly over the range (first and last included when k >= 2)."""
+    if k >= len(days):
+        return list(days)
+    if k == 1:
+        return [days[len(days) // 2]]
+    return [days[round(i * (len(days) - 1) / (k - 1))] for i in range(k)]
+
+
+def run(ctx: Context) -> dict:
+    days_count, scale, k = ctx.pick(full=(90, 0.02, 3), quick=(2, 0.01, 1))
+    data_dir = ctx.work / "data"
+    log(f"backfill: simulating {days_count} days at scale {scale}")
+    simulate_seconds, manifest = simulate_landscape(data_dir, BENCH_START, days_count, scale)
+    days = landscape_days(manifest)
+    sample = sample_days(days, k)
+    pipeline = Pipeline(ctx.work / "instance")
+    models = None if ctx.whole else pipeline.dbt_models(whole=False)
+    target = dbt_target(data_dir, seed=ctx.whole)
+
+    log("backfill: by hand (extractors in a loop, then one bare dbt build)")
+    reset_outputs(data_dir)
+    with demo_apis(data_dir):
+        hand_extract, _ = timed(lambda: bare_extract(data_dir, days))
+    hand_dbt = bare_build(data_dir, ctx.work, days, models)
+
+    log(f"backfill: one run of {days_count} days")
+    reset_outputs(data_dir)
+    with environment(**target), demo_apis(data_dir):
+        one_run, result = timed(lambda: pipeline.run(days, ctx.whole))
+        split = pipeline.split(result.run_id)
+        before_start, planned = pipeline.before_start(result.run_id)
+        phases = pipeline.dbt_phases(result.run_id)
+        one_run_dbt = split["dbt_partitioned"] + split["dbt_whole_tables"]
+
+        single = []
+        for number, day in enumerate(sample, start=1):
+            log(f"backfill: single-day run {number}/{len(sample)} ({day})")
+            seconds, _ = timed(lambda day=day: pipeline.run([day], ctx.whole))
+            single.append(seconds)
+    n_runs = statistics.mean(single) * days_count
+    how = (
+        f"extrapolated: mean of {len(sample)} single-day runs x {days_count}"
+        if len(sample) < days_count
+        else f"all {days_count} single-day runs"
+    )
+
+    measurements = {
+        "one_run_seconds": measurement(f"one run of {days_count} days", [one_run], "s"),
+        "one_run_before_start_seconds": measurement(
+            "  of which before the run started (planned-materialization events)",
+            [before_start],
+            "s",
+        ),
+        "one_run_extract_seconds": measurement("  of which extract steps", [split["extract"]], "s"),
+        "one_run_dbt_seconds": measurement("  of which dbt steps", [one_run_dbt], "s"),
+        "one_run_dbt_to_first_result_seconds": measurement(
+            "    dbt steps until dbt's first model result (set-up, start-up, parse)",
+            [phases["to_first_result"]],
+            "s",
+        ),
+        "one_run_dbt_results_seconds": measurement(
+            "    dbt steps from first to last result (models, tests, materializations recorded)",
+            [phases["results"]],
+            "s",
+        ),
+        "single_day_run_seconds": measurement("one single-day run", single, "s"),
+        "n_runs_seconds": measurement(f"{days_count} single-day runs ({how})", [n_runs], "s"),
+        "by_hand_seconds": measurement(
+            "by hand: extract loop + bare dbt build", [hand_extract + hand_dbt], "s"
+        ),
+        "hand_extract_seconds": measurement("  extract loop (no Dagster)", [hand_extract], "s"),
+        "bare_dbt_seconds": measurement("  bare `dbt build` of the window", [hand_dbt], "s"),
+    }
+    if not ctx.quick:
+        # What every dbt invocation pays before it builds anything, for the reading: start-up
+        # plus a full parse (partial parsing is dropped whenever the window vars change), and
+        # the `dbt --version` dagster-dbt runs once per run (dbt asks PyPI for new releases).
+        dbt = str(Path(sys.executable).with_name("dbt"))
+        measurements["dbt_parse_seconds"] = measurement(
+            "bare `dbt parse --no-partial-parse`",
+            [bare_dbt(data_dir, ctx.work, ["parse", "--no-partial-parse"])],
+            "s",
+        )
+        measurements["dbt_version_seconds"] = measurement(
+            "bare `dbt --version`", [run_process([dbt, "--version"])[0]], "s"
+        )
+    return {
+        "parameters": {
+            "days": days_count,
+            "scale": scale,
+            "graph": Pipeline.graph_name(ctx.whole),
+            "sampled_single_day_runs": sample,
+            "sources": len(pipeline.extracts),
+            "partitions_extracted": len(pipeline.extracts) * days_count,
+        },
+        "measurements": measurements,
+        "checks": [
+            check(
+                f"{days_count} single-day runs / one run",
+                n_runs / one_run,
+                f"{days_count} single-day runs ({how}) divided by one run over the range",
+                target=TARGET_SPEEDUP,
+            ),
+            check(
+                "dbt steps of the run / bare dbt build",
+                one_run_dbt / hand_dbt,
+                "the run's dbt steps (from its event log) divided by one bare `dbt build` of "
+                "the same models and window over the same lake",
+                target=TARGET_OVERHEAD,
+                direction="<=",
+            ),
+            check(
+                "one run / the same work by hand",
+                one_run / (hand_extract + hand_dbt),
+                "the whole run divided by the extractors in a plain loop plus one bare "
+                "`dbt build` of the same window",
+                target=TARGET_OVERHEAD,
+                direction="<=",
+            ),
+        ],
+        "info": {
+            "simulate_seconds": round(simulate_seconds, 2),
+            "planned_events": planned,
+            "dbt_materializations_recorded": phases["materializations"],
+        },
+        "notes": [how] if len(sample) < days_count else [],
+    }

@@ -1,0 +1,453 @@
+"""docs/BENCHMARKS.md, generated from the results JSON (`python -m benchmarks.run --report-only`).
+
+Every number in the report comes from the JSON; the readings (what limits each figure) are
+written from what the runs showed and quote the figures they rest on, so they stay tied to the
+measurement they explain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+TITLE = "Benchmarks"
+
+
+def _fmt(value, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if abs(value) >= 1000:
+            text = f"{value:,.0f}"
+        elif abs(value) >= 100:
+            text = f"{value:.0f}"
+        elif abs(value) >= 10:
+            text = f"{value:.1f}"
+        else:
+            text = f"{value:.2f}"
+    elif isinstance(value, int):
+        text = f"{value:,}"
+    else:
+        text = str(value)
+    return f"{text} {unit}".strip() if unit and unit != "x" else (text + ("x" if unit else ""))
+
+
+def _verdict(met) -> str:
+    return {True: "met", False: "**missed**", None: "for information"}[met]
+
+
+def _target(item: dict) -> str:
+    if item["target"] is None:
+        return "-"
+    sign = ">=" if item["direction"] == ">=" else "<="
+    return f"{sign} {_fmt(float(item['target']), item['unit'])}"
+
+
+def _machine(results: dict) -> list[str]:
+    m = results["machine"]
+    memory = f"{m['memory_bytes'] / 2**30:.1f} GiB" if m.get("memory_bytes") else "unknown"
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
+    load = m.get("load_average_at_start")
+    return [
+        "| | |",
+        "| --- | --- |",
+        f"| CPU | {m['cpu_model']}, {m['cores']} cores |",
+        f"| memory | {memory} |",
+        f"| platform | {m['platform']} |",
+        f"| Python | {m['python']} |",
+        f"| versions | {versions} |",
+        f"| load average at start (1/5/15 min) | {', '.join(map(str, load)) if load else '-'} |",
+        f"| source | {_source(m.get('source'))} |",
+        f"| run | `{results['command']}`, {results['mode']} mode, started "
+        f"{results['started_at']}, {_fmt(results.get('seconds', 0) / 60)} min |",
+    ]
+
+
+def _source(source: dict | None) -> str:
+    if not source:
+        return "not recorded"
+    text = f"commit `{source['commit']}`"
+    if source["uncommitted"]:
+        text += ", with uncommitted changes to " + ", ".join(
+            f"`{path}`" for path in source["uncommitted"]
+        )
+    return text
+
+
+def _summary(results: dict) -> list[str]:
+    lines = ["| benchmark | figure | value | target | verdict |", "| --- | --- | --- | --- | --- |"]
+    for name, bench in results["benchmarks"].items():
+        if bench["status"] != "ok":
+            lines.append(f"| {name} | {bench['status']}: {bench.get('reason', '')} | | | |")
+            continue
+        for item in bench.get("checks", []):
+            lines.append(
+                f"| {name} | {item['name']} | {_fmt(item['value'], item['unit'])} | "
+                f"{_target(item)} | {_verdict(item['met'])} |"
+            )
+    return lines
+
+
+def _benchmark(name: str, bench: dict, results: dict) -> list[str]:
+    lines = [f"## {bench['title']}", ""]
+    load = bench.get("load_average")
+    lines.append(
+        f"`--only {name}` · measured {bench['measured_at']} in {_fmt(bench['seconds'])} s"
+        + (f" · load average at start {load[0]}" if load else "")
+    )
+    lines.append("")
+    if bench["status"] != "ok":
+        lines += [f"**{bench['status'].capitalize()}:** {bench.get('reason', '')}", ""]
+        return lines
+    params = ", ".join(f"{k} = {_param(v)}" for k, v in bench.get("parameters", {}).items())
+    lines += [f"Parameters: {params}.", ""]
+    lines += ["| measurement | min | median | max | repeats |", "| --- | --- | --- | --- | --- |"]
+    for m in bench["measurements"].values():
+        unit = m["unit"]
+        label = m["label"]
+        depth = (len(label) - len(label.lstrip(" "))) // 2  # a part of the row above
+        label = "↳" * depth + (" " if depth else "") + label.strip()
+        lines.append(
+            f"| {label} | {_fmt(m['min'], unit)} | {_fmt(m['median'], unit)} | "
+            f"{_fmt(m['max'], unit)} | {len(m['repeats'])} |"
+        )
+    lines += [
+        "",
+        "| figure | value | target | verdict | definition |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for item in bench.get("checks", []):
+        lines.append(
+            f"| {item['name']} | {_fmt(item['value'], item['unit'])} | {_target(item)} | "
+            f"{_verdict(item['met'])} | {item['definition']} |"
+        )
+    for note in bench.get("notes", []):
+        lines += ["", f"Note: {note}."]
+    # Readings explain the full run's figures; a quick run's are a smoke test and get none.
+    reading = READINGS.get(name) if results["mode"] == "full" else None
+    text = reading(bench, results) if reading else ""
+    if text:
+        lines += ["", "**Reading.** " + text]
+    lines.append("")
+    return lines
+
+
+def _param(value) -> str:
+    if isinstance(value, list) and len(value) > 4:
+        return f"{len(value)} values"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return _fmt(value) if isinstance(value, float) else str(value)
+
+
+def _median(bench: dict, key: str) -> float | None:
+    m = bench.get("measurements", {}).get(key)
+    return m["median"] if m else None
+
+
+def _check(bench: dict, name: str) -> dict | None:
+    return next((c for c in bench.get("checks", []) if c["name"] == name), None)
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def _m(bench: dict, key: str) -> dict:
+    return bench["measurements"][key]
+
+
+def _v(bench: dict, name_start: str) -> dict:
+    """The check whose name starts with `name_start`."""
+    return next(c for c in bench["checks"] if c["name"].startswith(name_start))
+
+
+def _x(value: float) -> str:
+    return _fmt(value, "x")
+
+
+def _met(check: dict) -> str:
+    return "met" if check["met"] else "missed"
+
+
+def _both(a: dict, b: dict) -> str:
+    if a["met"] == b["met"]:
+        return f"the 2x target is {_met(a)} on both readings"
+    return f"the 2x target is {_met(a)} on the first reading and {_met(b)} on the second"
+
+
+# Readings: what limits each figure. Written by hand from what the full run showed (its event
+# logs, dbt's own timings, `-X importtime`, a per-statement profile); the numbers they quote
+# come from the results JSON, so a re-run updates them, but the prose must be re-read against
+# new figures whenever the platform changes.
+
+
+def _startup(bench: dict, results: dict) -> str:
+    own, bare = _median(bench, "definitions_seconds"), _median(bench, "dagster_seconds")
+    parts = (bench.get("info") or {}).get("import_seconds_one_run") or {}
+
+    def part(name: str) -> str:
+        return _s(parts.get(name))
+
+    return (
+        f"A fresh interpreter loads the code location in {_s(own)}, "
+        f"{_x(_v(bench, 'code location load /')['value'])} a bare `import dagster` ({_s(bare)}), "
+        f"and then holds {_fmt(_median(bench, 'definitions_peak_rss_mib'), 'MiB')}. The time "
+        "goes to imports, not to building the definitions. One `-X importtime` run "
+        f"(total {part('total')}): dagster-dbt {part('dagster_dbt')} (it imports dbt-core: "
+        f"adapters, artifact schemas, mashumaro), Dagster {part('dagster')}, the extract layer "
+        f"{part('batch_platform.extract.factory')} (most of it the ADBC driver's DB-API module, "
+        "which imports `pyarrow.dataset` and pandas), the automation module "
+        f"{part('batch_platform.automation')} (it imports the dbt assets: dbt's graph module "
+        "with networkx, then the three multi-assets built from the manifest), the definitions' "
+        f"own body {part('batch_platform.definitions (own body)')}. Every run the daemon "
+        "launches is a new process that pays this load before it touches data, and so does "
+        "every code-server start."
+    )
+
+
+def _extract_events(bench: dict, results: dict) -> str:
+    params = bench["parameters"]
+    ratio = _v(bench, "extract throughput")
+    return (
+        f"The extract turned {params['landing_lines']:,} landing lines "
+        f"({params['landing_mib']} MiB over {params['days']} days) into lake partitions at "
+        f"{_fmt(_median(bench, 'extract_rows_per_second'))} lines/s, {_x(ratio['value'])} the "
+        f"bare `read_json` copy ({_fmt(_median(bench, 'bare_rows_per_second'))} lines/s): the "
+        "0.5x target is **missed**. The bare read parses each line once. The extract checks "
+        "every line against the contract in one statement whose rules each extract their field "
+        "from the raw text again (`json_extract_string` per column and rule, `TRY_CAST` for the "
+        "type), extracts and casts every field once more for the typed, de-duplicated table, "
+        "and lists every line's keys twice more (schema drift, missing required columns). A "
+        "one-off profile of this benchmark's landscape (each DuckDB statement of "
+        "`extract_events` timed, 2026-11-28) put the contract statement at nearly 60% of the "
+        "extract's time, the typed load and the two key scans at about an eighth each, "
+        "staging the lines at 7% and the two atomic Parquet writes at 4%. Parsing each line "
+        "once into the contract's struct (`json_transform`) and checking typed values would "
+        "remove most of the repeated parsing; that change belongs to the extract code, not to "
+        "this harness."
+    )
+
+
+def _extract_database(bench: dict, results: dict) -> str:
+    rows = bench["parameters"]["rows"]
+    peak = _v(bench, "extract peak RSS")
+    ratio = _v(bench, "extract throughput")
+    return (
+        f"At {rows:,} rows in one day the extract peaked at {_fmt(peak['value'], 'MiB')} "
+        f"(target < 1,024 MiB: {_met(peak)}), the bare ADBC `fetch_arrow_table` baseline at "
+        f"{_fmt(_median(bench, 'baseline_peak_rss_mib'), 'MiB')}. The extract streams "
+        "65,536-row Arrow batches from SQLite into a scratch DuckDB whose `memory_limit` is "
+        "512 MB and which spills to disk beyond it, so its peak is the interpreter with its "
+        f"libraries ({_fmt(_median(bench, 'extract_floor_rss_mib'), 'MiB')} before the first "
+        "row) plus at most that cap, whatever the row count; the baseline holds the whole "
+        "table as Arrow and grows with it. The extract ran at "
+        f"{_fmt(_median(bench, 'extract_rows_per_second'))} rows/s, {_x(ratio['value'])} the "
+        f"baseline's {_fmt(_median(bench, 'baseline_rows_per_second'))}: it reads every value "
+        "as text (so that one stray value cannot break the driver's Arrow typing), then DuckDB "
+        "types every value, checks every rule, de-duplicates by primary key (a window and a "
+        "sort over all rows) and writes lake and quarantine files, where the baseline writes "
+        "the driver's table once. Reading SQLite is single-threaded in both."
+    )
+
+
+def _backfill(bench: dict, results: dict) -> str:
+    params, info = bench["parameters"], bench.get("info") or {}
+    days = params["days"]
+    speed = _v(bench, f"{days} single-day runs")
+    dbt_ratio = _v(bench, "dbt steps of the run")
+    hand = _v(bench, "one run / the same work by hand")
+    single = _m(bench, "single_day_run_seconds")
+    text = (
+        f"One run of {days} days took {_s(_median(bench, 'one_run_seconds'))}; a single-day "
+        f"run took {_s(single['median'])} ({_s(single['min'])} to {_s(single['max'])} over "
+        f"{len(single['repeats'])} days spread over the range), so {days} of them would take "
+        f"about {_median(bench, 'n_runs_seconds') / 60:.0f} minutes: one run is "
+        f"{_x(speed['value'])} faster (target >= 10x: {_met(speed)}; the {days} runs are "
+        "extrapolated, not run). A single-day run costs the same whatever the day holds, "
+        "because nearly all of it is the fixed cost of three dbt invocations. "
+    )
+    text += (
+        f"Where the one run's time went: {_s(_median(bench, 'one_run_before_start_seconds'))} "
+        f"before it started, while Dagster wrote {info.get('planned_events', 0):,} "
+        "planned-materialization events (one per asset and day) to the SQLite event log; "
+        f"{_s(_median(bench, 'one_run_extract_seconds'))} of extract steps for "
+        f"{params['partitions_extracted']:,} partitions, where the same extractors in a plain "
+        f"loop took {_s(_median(bench, 'hand_extract_seconds'))} (per partition the run also "
+        "records an observation with the day's figures and a materialization, and re-reads "
+        "the two files it wrote for the row-accounting check); and "
+        f"{_s(_median(bench, 'one_run_dbt_seconds'))} of dbt steps. Of those, "
+        f"{_s(_median(bench, 'one_run_dbt_to_first_result_seconds'))} passed before dbt's "
+        "first model result: three times dbt's start-up and project parse (a bare `dbt parse "
+        f"--no-partial-parse` takes {_s(_median(bench, 'dbt_parse_seconds'))}; the partitioned "
+        "invocation always parses afresh because its window vars change), plus dagster-dbt's "
+        f"`dbt --version` once per run ({_s(_median(bench, 'dbt_version_seconds'))} bare; dbt "
+        "asks PyPI for newer releases) and its adapter set-up. The remaining "
+        f"{_s(_median(bench, 'one_run_dbt_results_seconds'))} ran the models and tests while "
+        f"Dagster recorded {info.get('dbt_materializations_recorded', 0):,} materializations "
+        "(each partitioned model for each day). "
+    )
+    text += (
+        f"A bare `dbt build` of the same window took {_s(_median(bench, 'bare_dbt_seconds'))}: "
+        "one start-up, one parse, the models and tests in a few seconds. So the run's dbt "
+        f"part is {_x(dbt_ratio['value'])} the bare build and the whole run "
+        f"{_x(hand['value'])} the same work by hand: {_both(dbt_ratio, hand)}. At this volume "
+        "both ratios measure per-invocation and "
+        "per-event overhead, not data work; what would narrow them is one dbt invocation per "
+        "run instead of three, fewer events per partition, and an event log on PostgreSQL "
+        "(`deploy/dagster.production.yaml`) rather than SQLite."
+    )
+    return text
+
+
+def _incremental(bench: dict, results: dict) -> str:
+    short, long = bench["parameters"]["history_days"]
+    headline = _v(bench, "new day with")
+
+    def pair(part: str) -> str:
+        a, b = _median(bench, f"{part}_{short}_seconds"), _median(bench, f"{part}_{long}_seconds")
+        return f"{_s(a)} vs {_s(b)}"
+
+    return (
+        f"A new day took {pair('new_day')} after {short} and {long} days of history "
+        f"({_x(headline['value'])}; target <= 1.5x: {_met(headline)}). Most of either run is "
+        f"fixed: {pair('dbt_to_first_result')} of the dbt steps passed before dbt's first "
+        "model result (start-up, parse, dagster-dbt's version check), which history does not "
+        f"touch. The extract steps read only the day's files and rows ({pair('extract')}); "
+        f"the partitioned dbt step replaces exactly the day's window ({pair('dbt_partitioned')}). "
+        "What grows with history are the whole-table models, rebuilt from the whole lake by "
+        "design (current-state staging tables, dimensions): "
+        f"{pair('dbt_whole_tables')}. In this small landscape that growth is small next to "
+        "the fixed costs; it is the part that grows as history and volume do."
+    )
+
+
+def _scaling(bench: dict, results: dict) -> str:
+    multipliers = bench["parameters"]["multipliers"]
+    records = bench["parameters"]["records"]
+    first, last = multipliers[0], multipliers[-1]
+    per_record = _v(bench, "time per record")
+    growth = _v(bench, "run time at")
+
+    def rest(m: int) -> float:
+        return _median(bench, f"x{m}_seconds") - _median(bench, f"x{m}_dbt_seconds")
+
+    return (
+        f"From {records[0]:,} to {records[-1]:,} records ({records[-1] / records[0]:.1f}x; the "
+        "catalog, stock levels and campaigns do not scale) the run went from "
+        f"{_s(_median(bench, f'x{first}_seconds'))} to {_s(_median(bench, f'x{last}_seconds'))} "
+        f"({_x(growth['value'])}): time per record fell to {_x(per_record['value'])} "
+        f"(target: no faster than linear, {_met(per_record)}). The dbt steps took "
+        f"{_s(_median(bench, f'x{first}_dbt_seconds'))} at {first}x and "
+        f"{_s(_median(bench, f'x{last}_dbt_seconds'))} at {last}x, nearly all of it the fixed "
+        "cost of three invocations (see Backfill). The growth is in the rest of the run, "
+        f"mostly the extract steps: {_s(rest(first))} at {first}x, {_s(rest(last))} at "
+        f"{last}x, at the throughputs the extract benchmarks show. Peak RSS went from "
+        f"{_fmt(_median(bench, f'x{first}_peak_rss_mib'), 'MiB')} to "
+        f"{_fmt(_median(bench, f'x{last}_peak_rss_mib'), 'MiB')}: the run's own process, "
+        "which holds the code location (see Start-up) and each extract's scratch DuckDB "
+        "(capped at 512 MB), is larger than the dbt subprocesses."
+    )
+
+
+def _latency(bench: dict, results: dict) -> str:
+    info = bench.get("info") or {}
+    days = info.get("per_day") or []
+    ratio = _v(bench, "latency to fresh mart /")
+    text = (
+        f"Files landed -> first run created {_s(_median(bench, 'to_run_created_seconds'))}, "
+        f"started {_s(_median(bench, 'to_run_start_seconds'))} (median of {len(days)} days): "
+        "the landing sensor ticks every 15 s, and a run starts as a new process that loads "
+        "the code location (see Start-up). The channel mart was fresh after "
+        f"{_s(_median(bench, 'to_mart_seconds'))}, over {_median(bench, 'runs_per_day'):.0f} "
+        "runs per day: the landing sensor requests one run per day touched (the new day and "
+        "the older days its late files re-open), the watermark sensor one for the polled "
+        "sources, then the automation sensor (every 30 s) moves the models one layer per tick, "
+        "each in small runs per asset subset and partition range (order-keyed models take a "
+        "7-day window around their day). Every warehouse run holds the single "
+        "`duckdb_warehouse` pool, so they run one after the other, each paying a process "
+        "start, the code location load and at least one dbt invocation. The same day as one "
+        f"whole-graph run in process took {_s(_median(bench, 'work_seconds'))}: the latency "
+        f"is {_x(ratio['value'])} the work, and the difference is waiting and per-run "
+        "overhead."
+    )
+    if any(d.get("to_mart") is None for d in days):
+        text += " At least one day timed out; its latency is a lower bound."
+    if any(d.get("runs_failed") for d in days):
+        text += (
+            " Runs failed on the way (see the notes); the new day's channel mart was built "
+            "all the same, and its latency is what is reported."
+        )
+    return text
+
+
+OVERALL = (
+    "**In short.** At the demo's volumes nearly every figure is bounded by fixed costs, not "
+    "by data: a fresh process loading Dagster and dbt-core for every run, a dbt start-up and "
+    "project parse for every dbt invocation (three per run), and a SQLite event-log write for "
+    "every asset and partition. Hence one run beats many, a new day costs the same after 7 or "
+    "180 days of history, and 15x the volume costs little more time; and hence the run's "
+    "overhead over a bare `dbt build` misses its target. The events extract misses its target "
+    "for a different reason: it parses every JSON line many times over."
+)
+
+READINGS: dict[str, Callable[[dict, dict], str]] = {
+    "startup": _startup,
+    "extract_events": _extract_events,
+    "extract_database": _extract_database,
+    "backfill": _backfill,
+    "incremental": _incremental,
+    "scaling": _scaling,
+    "latency": _latency,
+}
+
+
+def render(results: dict) -> str:
+    lines = [
+        f"# {TITLE}",
+        "",
+        "<!-- Generated by `python -m benchmarks.run` from benchmarks/results.json and the "
+        "readings in benchmarks/report.py: edit those, not this page. -->",
+        "",
+        "How fast the platform is. Each benchmark measures the platform next to a **baseline "
+        "measured in the same invocation** (a bare DuckDB read, a bare ADBC read, a bare `dbt "
+        "build`, the same work without Dagster, a bare `import dagster`), so its headline "
+        "figure is a ratio that survives a busy machine (this one has two cores and is shared); "
+        "seconds and rows per second are there for information. Each benchmark generates its "
+        "own demo landscape under `benchmarks/work/` (git-ignored), points "
+        "`BATCH_PLATFORM_DATA_DIR` at it and repeats its measurement: tables show min / median "
+        "/ max over the repeats. Peak RSS is the largest resident set of a process or of any "
+        "child it waited for (Linux `wait4`), not their sum. The load average at the start of "
+        "each benchmark is recorded: seconds move with it, ratios much less.",
+        "",
+        "```sh",
+        "make bench         # full run (about 35 min here): benchmarks/results.json + this page",
+        "make bench-quick   # small sizes, 3 benchmarks at a time, under 3 min: benchmarks/work/",
+        ".venv/bin/python -m benchmarks.run --only backfill     # one benchmark, others kept",
+        ".venv/bin/python -m benchmarks.run --report-only       # regenerate this page",
+        "```",
+        "",
+        "Quick mode is a smoke test (the test suite runs it once and judges no number): tiny "
+        "landscapes, one repeat, runs of the extracts and the partitioned models only (one dbt "
+        "invocation instead of three), no latency benchmark.",
+        "",
+        "## Machine",
+        "",
+        *_machine(results),
+        "",
+        "## Summary",
+        "",
+        *(
+            [
+                "**Quick mode**: small sizes for a smoke test, not the platform's figures.",
+                "",
+            ]
+            if results["mode"] == "quick"
+            else []
+        ),
+        *_summary(results),
+        "",
+        *([OVERALL, ""] if results["mode"] == "full" else []),
+    ]
+    for name, bench in results["benchmarks"].items():
+        lines += _benchmark(name, bench, results)
+    return "\n".join(lines).rstrip() + "\n"
