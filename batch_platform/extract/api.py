@@ -32,7 +32,11 @@ import dagster as dg
 import httpx
 import stamina
 
-from batch_platform.extract.events import _fail_on_missing_required_columns, _unknown_fields
+from batch_platform.extract.events import (
+    fail_on_missing_required_columns,
+    present_fields,
+    unknown_fields,
+)
 from batch_platform.extract.lake import PartitionLoad, PartitionStats, day_window
 from batch_platform.registry import SourceSpec
 
@@ -309,6 +313,7 @@ def extract_api(
                 f"{spec.path}: the API reported {total} records for {day.isoformat()} but "
                 f"{staged} arrived over {stats.input_files} pages; the data changed while paging"
             )
-        stats.schema_drift = _unknown_fields(load, spec)
-        _fail_on_missing_required_columns(load, spec)
+        present = present_fields(load)
+        stats.schema_drift = unknown_fields(present, spec)
+        fail_on_missing_required_columns(load, spec, present)
         return load.write(stats)

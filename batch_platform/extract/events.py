@@ -106,41 +106,35 @@ def extract_events(spec: SourceSpec, day: date, data_dir: Path) -> PartitionStat
                         load.con.execute(_LINES_SQL, {"paths": [path], "origins": [origin]})
                     except duckdb.Error:
                         _stage_undecodable(load, Path(path), origin)
-        stats.schema_drift = _unknown_fields(load, spec)
-        _fail_on_missing_required_columns(load, spec)
+        present = present_fields(load)
+        stats.schema_drift = unknown_fields(present, spec)
+        fail_on_missing_required_columns(load, spec, present)
         return load.write(stats)
 
 
-# Records the contract parses at all: valid JSON within the size limit (see contract.py).
-_PARSEABLE = "SELECT raw FROM input WHERE strlen(raw) <= $max_bytes AND json_valid(raw)"
-
-
-def _unknown_fields(load: PartitionLoad, spec: SourceSpec) -> list[str]:
-    """Top-level fields present in the data but not in the contract (schema drift)."""
-    known = [c.name for c in spec.columns]
+def present_fields(load: PartitionLoad) -> set[str]:
+    """Every top-level field of the staged records the contract can parse, in one scan."""
     rows = load.con.execute(
-        "SELECT DISTINCT k FROM (SELECT unnest(json_keys(raw::JSON)) AS k FROM "  # noqa: S608
-        f"({_PARSEABLE}) WHERE json_type(raw::JSON) = 'OBJECT') "
-        "WHERE NOT list_contains($known, k) ORDER BY k",
-        {"known": known, "max_bytes": MAX_RECORD_BYTES},
+        "SELECT DISTINCT unnest(CASE WHEN strlen(raw) > $max_bytes THEN NULL "
+        "WHEN try(json_type(raw)) = 'OBJECT' THEN json_keys(raw) END) FROM input",
+        {"max_bytes": MAX_RECORD_BYTES},
     ).fetchall()
-    return [r[0] for r in rows]
+    return {r[0] for r in rows}
+
+
+def unknown_fields(present: set[str], spec: SourceSpec) -> list[str]:
+    """Top-level fields present in the data but not in the contract (schema drift)."""
+    return sorted(present - {c.name for c in spec.columns})
 
 
 class MissingColumnError(ValueError):
     """A required column absent from every record: the producer changed its schema."""
 
 
-def _fail_on_missing_required_columns(load: PartitionLoad, spec: SourceSpec) -> None:
+def fail_on_missing_required_columns(
+    load: PartitionLoad, spec: SourceSpec, present: set[str]
+) -> None:
     required = [c.name for c in spec.columns if c.required]
-    present = {
-        r[0]
-        for r in load.con.execute(
-            "SELECT DISTINCT unnest(json_keys(raw::JSON)) FROM "  # noqa: S608
-            f"({_PARSEABLE}) WHERE json_type(raw::JSON) = 'OBJECT'",
-            {"max_bytes": MAX_RECORD_BYTES},
-        ).fetchall()
-    }
     if not present:
         return  # no valid object at all: every record is quarantined with its own reason
     missing = [c for c in required if c not in present]
