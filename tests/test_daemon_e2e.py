@@ -67,6 +67,20 @@ def assert_alive(processes: list[subprocess.Popen], logs: Path) -> None:
             pytest.fail(f"{name.removesuffix('.log')} exited with {process.returncode}:\n{tail}")
 
 
+def most_queued_at_once(records: list[dg.RunRecord]) -> int:
+    """The most runs that were waiting in the run queue at the same moment, from the records
+    (created, then started by the queued run coordinator): a sweep over the queued intervals."""
+    edges = []
+    for record in records:
+        if record.start_time is not None:
+            edges += [(record.create_timestamp.timestamp(), 1), (record.start_time, -1)]
+    waiting = most = 0
+    for _, step in sorted(edges):  # at the same instant a start (-1) counts before a creation
+        waiting += step
+        most = max(most, waiting)
+    return most
+
+
 def materialized(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str) -> bool:
     return partition in instance.get_materialized_partitions(key)
 
@@ -147,5 +161,6 @@ def test_a_new_day_is_extracted_and_its_marts_built_by_sensors_and_automation(tm
             stop(process)
     statuses = {r.dagster_run.status for r in runs}
     assert dg.DagsterRunStatus.FAILURE not in statuses
+    assert most_queued_at_once(runs) >= 2, "the sensors' runs should have been queued together"
     log = (tmp_path / "daemon.log").read_text()
     assert "database is locked" not in log and "Could not set lock" not in log
