@@ -154,6 +154,41 @@ def graphql(base_url: str, query: str, variables: dict | None = None) -> dict:
     return body["data"]
 
 
+SENSORS = """
+query {
+  sensorsOrError(repositorySelector: {
+    repositoryLocationName: "batch_platform", repositoryName: "__repository__"
+  }) {
+    __typename
+    ... on Sensors { results { id name } }
+  }
+}"""
+
+STOP_SENSOR = """
+mutation ($id: String) {
+  stopSensor(id: $id) { __typename ... on PythonError { message } }
+}"""
+
+
+def _sensors(url: str) -> list[str] | None:
+    """The ids of the platform's sensors, once the code location has loaded."""
+    answer = graphql(url, SENSORS)["sensorsOrError"]
+    if answer["__typename"] != "Sensors":
+        return None
+    return [sensor["id"] for sensor in answer["results"]]
+
+
+def stop_sensors(url: str, webserver: Process) -> None:
+    """Turn every sensor off, as a user does with the UI's toggles, before a daemon starts.
+
+    The platform's sensors run by default; a test that drives runs itself must not have the
+    daemon launch runs of its own for the data it finds.
+    """
+    for sensor_id in wait_until(lambda: _sensors(url), 120, "the code location", (webserver,)):
+        stopped = graphql(url, STOP_SENSOR, {"id": sensor_id})["stopSensor"]
+        assert stopped["__typename"] == "StopSensorMutationResult", stopped
+
+
 def unavailable(reason: str, detail: str = "") -> None:
     """A browser that cannot run fails the test on CI (CI=true) and skips it elsewhere."""
     if os.environ.get("CI") == "true":

@@ -7,21 +7,22 @@ and the daemon start it, the demo REST API on 127.0.0.1 and a PostgreSQL source,
 with distinctive secrets. On it:
 
 - extract runs, in process, succeed and fail with the token, the password and the PII key set;
-- two dbt runs that write the warehouse are submitted through GraphQL (as the UI's Materialize
-  button does) and the queued run coordinator daemon's own code dequeues them, pass after pass,
-  into run worker processes launched through the code server (as `dagster-daemon run` does).
+- a real `dagster-webserver` is started, its sensors turned off (so the daemon launches no runs
+  of its own), and two dbt runs that write the warehouse are submitted through its GraphQL API
+  (as the UI's Materialize button does); then a real `dagster-daemon run` dequeues them into
+  run worker processes, while the test watches their statuses.
 
 Then every byte the instance stored (event log, run storage, compute logs), the dbt artefacts
-of those runs and Dagster's GraphQL answers about them are scanned for the secrets.
+of those runs and the webserver's GraphQL answers about them are scanned for the secrets.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +32,8 @@ import adbc_driver_postgresql.dbapi
 import dagster as dg
 import duckdb
 import pytest
-from dagster._core.workspace.context import WorkspaceProcessContext
-from dagster._core.workspace.load_target import WorkspaceFileTarget
-from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
-    QueuedRunCoordinatorDaemon,
-)
 from dagster_graphql.client.query import LAUNCH_PIPELINE_EXECUTION_MUTATION
-from dagster_graphql.test.utils import execute_dagster_graphql, infer_job_selector
+from dagster_ui import BIN, free_port, graphql, http_ok, process_groups, stop_sensors, wait_until
 from support import LANDSCAPE_START, postgres_url
 
 from batch_platform.dbt_project import load_manifest
@@ -70,7 +66,7 @@ class InstanceRuns:
     data: Path
     extract_runs: dict[str, dg.ExecuteInProcessResult]
     writer_runs: list[str]  # run ids of the queued warehouse writers, in submission order
-    statuses_seen: list[list[dg.DagsterRunStatus]]  # the writers' statuses after each pass
+    statuses_seen: list[list[dg.DagsterRunStatus]]  # the writers' statuses at each poll
     graphql: list[dict] = field(default_factory=list)  # every GraphQL answer, raw
     has_postgres: bool = False
 
@@ -106,19 +102,20 @@ def _drop_schema(server: str, schema: str) -> None:
             cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def _submit(context, key: dg.AssetKey) -> str:
+def _submit(url: str, key: dg.AssetKey) -> str:
     """Launch a run of one asset through GraphQL, as the UI does; it is queued, not started."""
-    selector = infer_job_selector(
-        context,
-        "__ASSET_JOB",
-        asset_selection=[key.to_graphql_input()],
-        asset_check_selection=[],  # the write, not the dbt tests: keeps the run short
-    )
-    answer = execute_dagster_graphql(
-        context,
+    selector = {
+        "repositoryLocationName": "batch_platform",
+        "repositoryName": "__repository__",
+        "jobName": "__ASSET_JOB",
+        "assetSelection": [key.to_graphql_input()],
+        "assetCheckSelection": [],  # the write, not the dbt tests: keeps the run short
+    }
+    answer = graphql(
+        url,
         LAUNCH_PIPELINE_EXECUTION_MUTATION,
-        variables={"executionParams": {"selector": selector, "runConfigData": {}}},
-    ).data["launchPipelineExecution"]
+        {"executionParams": {"selector": selector, "runConfigData": {}}},
+    )["launchPipelineExecution"]
     assert answer["__typename"] == "LaunchRunSuccess", answer
     return answer["run"]["runId"]
 
@@ -162,36 +159,48 @@ def instance_runs(pipeline, tmp_path_factory):
                     )
                     for path in extracts
                 }
-                workspace = WorkspaceFileTarget([str(PROJECT_ROOT / "workspace.yaml")])
-                with WorkspaceProcessContext(instance, workspace) as process_context:
-                    context = process_context.create_request_context()
-                    writer_runs = [_submit(context, key) for key in WRITERS]
-                    statuses_seen = _drain_queue(instance, process_context, writer_runs)
-                    runs = InstanceRuns(
-                        home, data, extract_runs, writer_runs, statuses_seen, [], bool(postgres)
-                    )
-                    runs.graphql = _graphql_answers(
-                        process_context.create_request_context(), instance
-                    )
-                yield runs
+            runs = InstanceRuns(home, data, extract_runs, [], [], [], bool(postgres))
+            _queue_two_writers(runs, base)
+            yield runs
         finally:
             if postgres:
                 _drop_schema(server, postgres[0])
 
 
-def _drain_queue(instance, process_context, run_ids: list[str]) -> list[list]:
-    """Run the queued run coordinator daemon's iterations until every run has finished."""
-    daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
-    seen = []
-    deadline = time.monotonic() + 400
-    while True:
-        list(daemon.run_iteration(process_context))
-        statuses = [instance.get_run_by_id(run_id).status for run_id in run_ids]
-        seen.append(statuses)
-        if all(status in TERMINAL for status in statuses):
-            return seen
-        assert time.monotonic() < deadline, f"the queued runs did not finish: {statuses}"
-        time.sleep(1)
+def _queue_two_writers(runs: InstanceRuns, base: Path) -> None:
+    """Webserver up, sensors off, two writers submitted, then the daemon dequeues them.
+
+    Records the writers' statuses at every poll, and the webserver's GraphQL answers at the end.
+    """
+    url = f"http://127.0.0.1:{free_port()}"
+    workspace = ["-w", str(PROJECT_ROOT / "workspace.yaml")]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the fixture's secrets and DAGSTER_HOME
+    with process_groups() as processes:
+        webserver = processes.start(
+            "dagster-webserver",
+            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", url.rsplit(":", 1)[1]]
+            + workspace,
+            env,
+            base / "webserver.log",
+        )
+        wait_until(lambda: http_ok(f"{url}/server_info"), 180, "/server_info", (webserver,))
+        stop_sensors(url, webserver)
+        runs.writer_runs = [_submit(url, key) for key in WRITERS]
+        daemon = processes.start(
+            "dagster-daemon",
+            [str(BIN / "dagster-daemon"), "run", *workspace],
+            env,
+            base / "daemon.log",
+        )
+        with dg.DagsterInstance.from_config(str(runs.home)) as instance:
+
+            def finished() -> bool:
+                statuses = [instance.get_run_by_id(run_id).status for run_id in runs.writer_runs]
+                runs.statuses_seen.append(statuses)
+                return all(status in TERMINAL for status in statuses)
+
+            wait_until(finished, 400, "the queued writers to finish", (webserver, daemon), 0.5)
+            runs.graphql = _graphql_answers(url, instance)
 
 
 # --- Two warehouse writers at once ------------------------------------------------------------
@@ -315,11 +324,10 @@ query EverythingElse {
 )
 
 
-def _graphql_answers(context, instance) -> list[dict]:
-    answers = [execute_dagster_graphql(context, EVERYTHING_ELSE).data]
+def _graphql_answers(url: str, instance: dg.DagsterInstance) -> list[dict]:
+    answers = [graphql(url, EVERYTHING_ELSE)]
     for record in instance.get_run_records():
-        variables = {"runId": record.dagster_run.run_id}
-        answers.append(execute_dagster_graphql(context, RUN_LOGS, variables).data)
+        answers.append(graphql(url, RUN_LOGS, {"runId": record.dagster_run.run_id}))
     return answers
 
 

@@ -26,6 +26,7 @@ from dagster_ui import (
     graphql,
     http_ok,
     process_groups,
+    stop_sensors,
     wait_until,
 )
 from support import LANDSCAPE_START, demo_apis
@@ -113,10 +114,7 @@ def dagster(browser, landscape, tmp_path_factory):
             ARTIFACTS / "webserver.log",
         )
         wait_until(lambda: http_ok(f"{url}/server_info"), 180, "/server_info", (webserver,))
-        sensors = wait_until(lambda: _sensors(url), 120, "the code location", (webserver,))
-        for sensor_id in sensors:
-            stopped = graphql(url, STOP_SENSOR, {"id": sensor_id})["stopSensor"]
-            assert stopped["__typename"] == "StopSensorMutationResult", stopped
+        stop_sensors(url, webserver)
         daemon = processes.start(
             "dagster-daemon",
             [str(BIN / "dagster-daemon"), "run", *workspace],
@@ -124,30 +122,6 @@ def dagster(browser, landscape, tmp_path_factory):
             ARTIFACTS / "daemon.log",
         )
         yield Dagster(url=url, home=home, data=data, processes=(webserver, daemon))
-
-
-SENSORS = """
-query {
-  sensorsOrError(repositorySelector: {
-    repositoryLocationName: "batch_platform", repositoryName: "__repository__"
-  }) {
-    __typename
-    ... on Sensors { results { id name } }
-  }
-}"""
-
-STOP_SENSOR = """
-mutation ($id: String) {
-  stopSensor(id: $id) { __typename ... on PythonError { message } }
-}"""
-
-
-def _sensors(url: str) -> list[str] | None:
-    """The ids of the platform's sensors, once the code location has loaded."""
-    answer = graphql(url, SENSORS)["sensorsOrError"]
-    if answer["__typename"] != "Sensors":
-        return None
-    return [sensor["id"] for sensor in answer["results"]]
 
 
 def screenshot(page, name: str, **kwargs) -> None:
