@@ -224,6 +224,19 @@ def test_a_day_of_only_empty_or_blank_files_writes_an_empty_partition(specs, tmp
     assert read(tmp_path, spec, "raw") == read(tmp_path, spec, "quarantine") == []
 
 
+def test_blank_lines_are_skipped_and_every_other_line_keeps_its_number(specs, tmp_path):
+    """Empty and spaces-only lines are no records; a record after spaces is one, and a line of
+    other whitespace is a malformed record, quarantined at its own line number."""
+    spec = specs["orders/order_events"]
+    content = b"\n   \n" + b"  " + line(event(1)) + b"\t\n" + line(event(2)) + b" \n"
+    write(tmp_path / "landing" / FOLDER, "gaps.jsonl", content)
+    stats = extract_events(spec, DAY, tmp_path)
+    assert (stats.rows_read, stats.rows_loaded, stats.rows_quarantined) == (3, 2, 1)
+    [quarantined] = read(tmp_path, spec, "quarantine")
+    assert (quarantined["position"], quarantined["reason"]) == (4, "malformed JSON")
+    assert {r["event_id"] for r in read(tmp_path, spec, "raw")} == {"e1", "e2"}
+
+
 def test_landing_names_that_climb_or_lead_out_of_the_landing_folder_are_never_read(specs, tmp_path):
     spec = specs["orders/order_events"]
     landing = tmp_path / "landing"
