@@ -78,6 +78,24 @@ def upstream_updated() -> dg.AutomationCondition:
     ).with_label("an upstream partition updated")
 
 
+def inputs_settled() -> dg.AutomationCondition:
+    """No model this partition reads is about to be rebuilt by a later run.
+
+    A model whose own inputs updated since it was last requested will run again; reading it
+    now would compute from its old contents (a mart would count orders as paid without their
+    payment, because the order fact was built before the day's payments arrived) and be redone
+    later, or fail a reconciliation check meanwhile. So wait, unless that model is requested in
+    this same tick: the tick's requests form one backfill, which runs in dependency order.
+    """
+    rebuild_pending = (
+        dg.AutomationCondition.any_deps_updated().since(
+            dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()
+        )
+        & ~dg.AutomationCondition.will_be_requested()
+    )
+    return ~dg.AutomationCondition.any_deps_match(rebuild_pending).with_label("inputs settled")
+
+
 def upstream_days_exist() -> dg.AutomationCondition:
     """Every day this partition reads from a model upstream exists (or is built in this tick).
 
@@ -95,15 +113,18 @@ def apply_policies(spec: dg.AssetSpec) -> dg.AssetSpec:
     Models that read a settlement window around their day (order lifecycle) look at days that
     may not have happened yet, so they cannot wait for all their upstream days to exist; their
     staging inputs are built in the same dbt run. Staging reads only extracts. Every other
-    model (marts, dimensions, the snapshot) waits until what it reads exists.
+    model (marts, dimensions, the snapshot) waits until what it reads exists. Everything above
+    staging also waits while a model it reads is about to be rebuilt (`inputs_settled`).
     """
     layer = layer_of(spec)
     if layer == "raw":
         condition = stale_again()
-    elif SETTLEMENT_TAG in spec.tags or layer == "staging":
+    elif layer == "staging":
         condition = upstream_updated() | stale_again()
+    elif SETTLEMENT_TAG in spec.tags:
+        condition = (upstream_updated() & inputs_settled()) | stale_again()
     else:
-        condition = (upstream_updated() & upstream_days_exist()) | stale_again()
+        condition = (upstream_updated() & upstream_days_exist() & inputs_settled()) | stale_again()
     return spec.replace_attributes(
         freshness_policy=freshness_policy(layer), automation_condition=condition
     )
