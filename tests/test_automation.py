@@ -90,3 +90,81 @@ def test_the_catch_up_schedule_is_off_in_dev_on_in_production_and_asks_for_yeste
         )
         requests = schedule.evaluate_tick(context).run_requests
     assert [r.partition_key for r in requests] == ["2026-03-09"]
+
+
+# Three daily assets shaped like the race the latency benchmark caught: a fact (`FACT_LIKE`)
+# reads a staging table (`STAGING_LIKE`); a mart (`MART_LIKE`) reads both, as the
+# reconciliation reads the order fact and staging tables.
+STAGING_LIKE = dg.AssetKey("staging_like")
+FACT_LIKE = dg.AssetKey("fact_like")
+MART_LIKE = dg.AssetKey("mart_like")
+DAILY = dg.DailyPartitionsDefinition(start_date="2026-03-01")
+DAY = "2026-03-05"
+
+
+def settlement_defs(fact_condition: dg.AutomationCondition | None, mart_waits: bool):
+    """The platform's conditions on three toy assets; `fact_condition=None` stands for a fact
+    that is not requested this tick (in the platform: still running from an earlier run)."""
+    from batch_platform.automation import inputs_settled, upstream_updated
+
+    mart_condition = upstream_updated() & inputs_settled() if mart_waits else upstream_updated()
+    specs = [
+        dg.AssetSpec(STAGING_LIKE, partitions_def=DAILY),
+        dg.AssetSpec(
+            FACT_LIKE,
+            deps=[STAGING_LIKE],
+            partitions_def=DAILY,
+            automation_condition=fact_condition,
+        ),
+        dg.AssetSpec(
+            MART_LIKE,
+            deps=[FACT_LIKE, STAGING_LIKE],
+            partitions_def=DAILY,
+            automation_condition=mart_condition,
+        ),
+    ]
+    return dg.Definitions(assets=specs)
+
+
+def tick(defs, instance, cursor=None):
+    return dg.evaluate_automation_conditions(defs, instance, evaluation_time=NOW, cursor=cursor)
+
+
+def materialize(instance, *keys: dg.AssetKey) -> None:
+    for key in keys:
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=DAY))
+
+
+def test_a_mart_waits_while_a_model_it_reads_is_due_to_be_rebuilt():
+    from batch_platform.automation import upstream_updated
+
+    with dg.instance_for_test() as instance:
+        defs = settlement_defs(fact_condition=None, mart_waits=True)
+        baseline = tick(defs, instance)
+        # The staging day updates; the fact that reads it is not rebuilt in this tick.
+        materialize(instance, STAGING_LIKE)
+        waiting = tick(defs, instance, baseline.cursor)
+        assert waiting.get_requested_partitions(MART_LIKE) == set()
+        # Once the fact has been rebuilt from the new staging day, the mart goes.
+        materialize(instance, FACT_LIKE)
+        after = tick(defs, instance, waiting.cursor)
+        assert after.get_requested_partitions(MART_LIKE) == {DAY}
+
+    # When the fact is requested in the same tick, both go together (one run, in order).
+    with dg.instance_for_test() as instance:
+        defs = settlement_defs(fact_condition=upstream_updated(), mart_waits=True)
+        baseline = tick(defs, instance)
+        materialize(instance, STAGING_LIKE)
+        together = tick(defs, instance, baseline.cursor)
+        assert together.get_requested_partitions(FACT_LIKE) == {DAY}
+        assert together.get_requested_partitions(MART_LIKE) == {DAY}
+
+
+def test_without_inputs_settled_the_mart_would_read_the_stale_fact():
+    """The contrast that shows the test above can fail: the race the condition prevents."""
+    with dg.instance_for_test() as instance:
+        defs = settlement_defs(fact_condition=None, mart_waits=False)
+        baseline = tick(defs, instance)
+        materialize(instance, STAGING_LIKE)
+        result = tick(defs, instance, baseline.cursor)
+        assert result.get_requested_partitions(MART_LIKE) == {DAY}
