@@ -69,24 +69,18 @@ def _set_cursor(env: dict, sensor: str, cursor: str) -> None:
     """Set a sensor's cursor in the instance before the daemon starts, leaving it running.
 
     Dagster's CLI stores the cursor in a new instigator state marked STOPPED, which would turn
-    off a sensor that is RUNNING by default; the state is set back to "as declared in code".
+    off a sensor that is RUNNING by default; `dagster sensor start` then turns it on again and
+    keeps the cursor (both are the public CLI a user would run).
     """
-    from dagster import DagsterInstance
-    from dagster._core.scheduler.instigation import InstigatorStatus
-
-    subprocess.run(
-        [str(Path(sys.executable).with_name("dagster")), "sensor", "cursor", sensor]
-        + ["--set", cursor, "-w", "workspace.yaml"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    with environment(DAGSTER_HOME=env["DAGSTER_HOME"]):
-        instance = DagsterInstance.get()
-    for state in instance.all_instigator_state():
-        if state.instigator_name == sensor and state.status == InstigatorStatus.STOPPED:
-            instance.update_instigator_state(state.with_status(InstigatorStatus.DECLARED_IN_CODE))
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    for args in (["cursor", sensor, "--set", cursor], ["start", sensor]):
+        subprocess.run(
+            [dagster, "sensor", *args, "-w", "workspace.yaml"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
 
 
 def _preset_cursors(env: dict, data_dir: Path, days: list[str]) -> None:
