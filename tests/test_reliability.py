@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
@@ -29,6 +30,7 @@ from support import LANDSCAPE_START
 
 from batch_platform.dbt_project import load_manifest
 from batch_platform.extract.api import ApiSettings, ApiUnavailable, extract_api
+from batch_platform.extract.database import extract_database
 from batch_platform.extract.events import extract_events
 from batch_platform.extract.factory import build_extract_asset
 from batch_platform.extract.lake import partition_path
@@ -374,3 +376,37 @@ def test_a_late_event_lands_once_and_re_running_a_day_changes_nothing(
 
     # Any number of re-runs of the day: the same tables, row for row.
     assert rerun() == after
+
+
+# --- Extracts side by side in one process ---------------------------------------------------
+
+
+def test_extracts_on_four_threads_of_one_process_load_exactly_the_ground_truth(
+    data_dir, ground_truth, specs
+):
+    """Loads share one scratch DuckDB per process, each in a connection of its own with TEMP
+    tables and, for a PII source (customers), a masking function of its own: run side by side,
+    no load may see another's records or trip over another's function."""
+    extractors = {"events": extract_events, "database": extract_database}
+    jobs = [
+        (specs[source], date.fromisoformat(day))
+        for source, truth in ground_truth["sources"].items()
+        if truth["access"] in extractors
+        for day in truth["partitions"]
+    ]
+    assert any(spec.pii_columns for spec, _ in jobs)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(
+            pool.map(lambda job: extractors[job[0].access](job[0], job[1], data_dir), jobs)
+        )
+    for (spec, day), stats in zip(jobs, results, strict=True):
+        figures = ground_truth["sources"][spec.path]["partitions"][day.isoformat()]
+        raw, quarantined = (
+            pq.read_metadata(f).num_rows for f in partition_files_for(data_dir, spec, day)
+        )
+        if spec.access == "events":
+            expected = (figures["loaded"], figures["malformed"] + figures["invalid"])
+        else:
+            expected = (figures["rows"], 0)
+        assert (raw, quarantined) == expected, f"{spec.path} {day}"
+        assert accounted(data_dir, spec, stats, day), f"{spec.path} {day}"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from batch_platform.extract.contract import MAX_RECORD_BYTES
+from batch_platform.extract.contract import SHAPE
 from batch_platform.extract.lake import PartitionLoad, PartitionStats
 from batch_platform.registry import SourceSpec
 
@@ -116,11 +116,14 @@ def extract_events(spec: SourceSpec, day: date, data_dir: Path) -> PartitionStat
 
 
 def present_fields(load: PartitionLoad) -> set[str]:
-    """Every top-level field of the staged records the contract can parse, in one scan."""
+    """Every top-level field of the staged records that are JSON objects, in one scan.
+
+    Reads `checked`, whose shape column already says which lines parse as objects (and are
+    not too large to parse), so only their keys are parsed here, not their shape again.
+    """
+    load.check()
     rows = load.con.execute(
-        "SELECT DISTINCT unnest(CASE WHEN strlen(raw) > $max_bytes THEN NULL "
-        "WHEN try(json_type(raw)) = 'OBJECT' THEN json_keys(raw) END) FROM input",
-        {"max_bytes": MAX_RECORD_BYTES},
+        f"SELECT DISTINCT unnest(json_keys(raw)) FROM checked WHERE {SHAPE} IS NULL"  # noqa: S608
     ).fetchall()
     return {r[0] for r in rows}
 

@@ -14,9 +14,12 @@ Rejected records go to the quarantine, a twin tree with the same layout, readabl
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -40,6 +43,7 @@ from batch_platform.registry import SourceSpec
 
 PARTITION_FILE = "data.parquet"
 _MASK_FUNCTION = "_platform_mask_pii_record"
+SCRATCH_MEMORY_LIMIT = "512MB"
 QUARANTINE_COLUMNS = (
     "source VARCHAR, partition DATE, origin VARCHAR, position BIGINT, raw VARCHAR, reason VARCHAR"
 )
@@ -178,11 +182,38 @@ def _literal_path(path: Path) -> str:
     return "'" + text + "'"
 
 
-class PartitionLoad:
-    """Stage one partition's records in a scratch DuckDB, check them, write lake + quarantine.
+_scratch: tuple[int, duckdb.DuckDBPyConnection] | None = None
+_scratch_lock = threading.Lock()
 
-    The scratch database is in memory with a memory limit and a spill folder, so DuckDB spills
-    to disk instead of growing without bound: a 5-million-row table extracts in bounded memory.
+
+def scratch_database() -> duckdb.DuckDBPyConnection:
+    """This process's scratch DuckDB: in memory, with a memory limit and a spill folder.
+
+    One per process, because creating a DuckDB database costs 15-20 ms, a tenth of a small
+    partition's extract; a connection to an existing one costs about 1 ms. Each load works
+    in its own connection (`cursor()`) with TEMP tables, which no other connection sees, so
+    loads on several threads do not meet. The limit makes DuckDB spill to disk instead of
+    growing without bound: a 5-million-row table extracts in bounded memory. Keyed by process
+    id: a forked child never uses its parent's database.
+    """
+    global _scratch
+    with _scratch_lock:
+        if _scratch is None or _scratch[0] != os.getpid():
+            spill = tempfile.mkdtemp(prefix="extract-spill-")
+            atexit.register(shutil.rmtree, spill, ignore_errors=True)
+            database = duckdb.connect(
+                ":memory:",
+                config={"memory_limit": SCRATCH_MEMORY_LIMIT, "temp_directory": spill},
+            )
+            _scratch = (os.getpid(), database)
+        return _scratch[1]
+
+
+class PartitionLoad:
+    """Stage one partition's records in scratch tables, check them, write lake + quarantine.
+
+    The tables are TEMP tables of a connection of its own to the process's scratch database
+    (`scratch_database`), gone when the load closes.
     """
 
     def __init__(
@@ -192,15 +223,14 @@ class PartitionLoad:
         lake_root: Path,
         kind: InputKind,
         input_columns: str,
-        memory_limit: str = "512MB",
     ):
         self.spec, self.day, self.lake_root, self.kind = spec, day, lake_root, kind
-        self._tmp = tempfile.TemporaryDirectory(prefix=f"extract-{spec.name}-")
-        self.con = duckdb.connect(":memory:")
-        self.con.execute("SET memory_limit = $m", {"m": memory_limit})
-        self.con.execute("SET temp_directory = $t", {"t": str(Path(self._tmp.name) / "spill")})
+        self._checked = False
+        # The masking function is registered database-wide: a name of this load's own.
+        self._mask_function = f"{_MASK_FUNCTION}_{uuid.uuid4().hex}"
+        self.con = scratch_database().cursor()
         self.con.execute(
-            f"CREATE TABLE input ({ORIGIN} VARCHAR, {POSITION} BIGINT, {input_columns})"
+            f"CREATE TEMP TABLE input ({ORIGIN} VARCHAR, {POSITION} BIGINT, {input_columns})"
         )
         if spec.pii_columns:
             self._register_pii_mask()
@@ -212,8 +242,9 @@ class PartitionLoad:
         self.close()
 
     def close(self) -> None:
+        if self.spec.pii_columns:
+            self.con.remove_function(self._mask_function)
         self.con.close()
-        self._tmp.cleanup()
 
     def _register_pii_mask(self) -> None:
         """Register the function that masks a quarantined record of this PII source.
@@ -226,7 +257,7 @@ class PartitionLoad:
         key = pii.salt()
         clear = frozenset(c.name for c in self.spec.columns if not c.pii)
         self.con.create_function(
-            _MASK_FUNCTION,
+            self._mask_function,
             lambda text: pii.mask_record(text, clear, key),
             ["VARCHAR"],
             "VARCHAR",
@@ -234,11 +265,21 @@ class PartitionLoad:
             side_effects=False,
         )
 
+    def check(self) -> None:
+        """Decide every staged record's first broken rule, once, into the table `checked`.
+
+        Separate from `write` so a JSON extract can list the fields of the records that parsed
+        (schema drift, missing required columns) from `checked`, without parsing them again.
+        """
+        if self._checked:
+            return
+        sql, params = checked_sql(self.kind, self.spec, day_window(self.day))
+        self.con.execute(f"CREATE TEMP TABLE checked AS {sql}", params)
+        self._checked = True
+
     def write(self, stats: PartitionStats) -> PartitionStats:
         """Check every staged record, then replace the partition and its quarantine."""
-        window = day_window(self.day)
-        sql, params = checked_sql(self.kind, self.spec, window)
-        self.con.execute(f"CREATE TABLE checked AS {sql}", params)
+        self.check()
         stats.rows_read = self.con.execute("SELECT count(*) FROM checked").fetchone()[0]
         for reason, count in self.con.execute(
             f"SELECT split_part({REASON}, ', got ', 1), count(*) FROM checked "  # noqa: S608
@@ -248,7 +289,7 @@ class PartitionLoad:
         stats.rows_quarantined = sum(stats.quarantine_reasons.values())
 
         sql, params = loaded_sql(self.kind, self.spec)
-        self.con.execute(f"CREATE TABLE loaded AS {sql}", params)
+        self.con.execute(f"CREATE TEMP TABLE loaded AS {sql}", params)
         stats.rows_loaded = self.con.execute("SELECT count(*) FROM loaded").fetchone()[0]
         stats.rows_duplicate = stats.rows_read - stats.rows_quarantined - stats.rows_loaded
         watermark_column = self.spec.watermark or self.spec.event_time
@@ -259,7 +300,7 @@ class PartitionLoad:
 
         raw = f"CAST({quarantine_raw_sql(self.kind)} AS VARCHAR)"
         if self.spec.pii_columns:
-            raw = f"{_MASK_FUNCTION}({raw})"
+            raw = f"{self._mask_function}({raw})"
         quarantine = (
             # Only the platform's constant column names are formatted in; values are bound.
             f"SELECT $source AS source, CAST($day AS DATE) AS partition, {ORIGIN} AS origin, "  # noqa: S608
