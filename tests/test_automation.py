@@ -135,15 +135,20 @@ def materialize(instance, *keys: dg.AssetKey) -> None:
         instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=DAY))
 
 
+def staging_updated(defs, instance):
+    """A first tick, then the staging day updates, then the tick that sees it."""
+    baseline = tick(defs, instance)
+    materialize(instance, STAGING_LIKE)
+    return tick(defs, instance, baseline.cursor)
+
+
 def test_a_mart_waits_while_a_model_it_reads_is_due_to_be_rebuilt():
     from batch_platform.automation import upstream_updated
 
     with dg.instance_for_test() as instance:
         defs = settlement_defs(fact_condition=None, mart_waits=True)
-        baseline = tick(defs, instance)
         # The staging day updates; the fact that reads it is not rebuilt in this tick.
-        materialize(instance, STAGING_LIKE)
-        waiting = tick(defs, instance, baseline.cursor)
+        waiting = staging_updated(defs, instance)
         assert waiting.get_requested_partitions(MART_LIKE) == set()
         # Once the fact has been rebuilt from the new staging day, the mart goes.
         materialize(instance, FACT_LIKE)
@@ -152,10 +157,9 @@ def test_a_mart_waits_while_a_model_it_reads_is_due_to_be_rebuilt():
 
     # When the fact is requested in the same tick, both go together (one run, in order).
     with dg.instance_for_test() as instance:
-        defs = settlement_defs(fact_condition=upstream_updated(), mart_waits=True)
-        baseline = tick(defs, instance)
-        materialize(instance, STAGING_LIKE)
-        together = tick(defs, instance, baseline.cursor)
+        together = staging_updated(
+            settlement_defs(fact_condition=upstream_updated(), mart_waits=True), instance
+        )
         assert together.get_requested_partitions(FACT_LIKE) == {DAY}
         assert together.get_requested_partitions(MART_LIKE) == {DAY}
 
@@ -163,8 +167,5 @@ def test_a_mart_waits_while_a_model_it_reads_is_due_to_be_rebuilt():
 def test_without_inputs_settled_the_mart_would_read_the_stale_fact():
     """The contrast that shows the test above can fail: the race the condition prevents."""
     with dg.instance_for_test() as instance:
-        defs = settlement_defs(fact_condition=None, mart_waits=False)
-        baseline = tick(defs, instance)
-        materialize(instance, STAGING_LIKE)
-        result = tick(defs, instance, baseline.cursor)
+        result = staging_updated(settlement_defs(fact_condition=None, mart_waits=False), instance)
         assert result.get_requested_partitions(MART_LIKE) == {DAY}
