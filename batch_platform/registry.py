@@ -87,6 +87,11 @@ class SourceSpec:
     def pii_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.pii)
 
+    @property
+    def nested_columns(self) -> tuple[str, ...]:
+        """Lists and structs, in contract order: the columns read from JSON as JSON."""
+        return tuple(c.name for c in self.columns if c.is_nested)
+
 
 def _fail(entry: str, message: str) -> RegistryError:
     return RegistryError(f"registry entry '{entry}': {message}")

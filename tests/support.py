@@ -20,6 +20,17 @@ def landscape_days() -> list[str]:
     return [(LANDSCAPE_START + timedelta(days=i)).isoformat() for i in range(LANDSCAPE_DAYS)]
 
 
+def expected_counts(truth: dict, day: str) -> tuple[int, int]:
+    """(loaded, quarantined) rows the simulator's ground truth says a source's day must give.
+
+    Events carry injected malformed and invalid lines; database and API rows are all valid.
+    """
+    figures = truth["partitions"][day]
+    if truth["access"] == "events":
+        return figures["loaded"], figures["malformed"] + figures["invalid"]
+    return figures["rows"], 0
+
+
 def postgres_url() -> str | None:
     """The CI PostgreSQL server, or None (CI=true makes its absence a failure, not a skip)."""
     import adbc_driver_postgresql.dbapi as pg

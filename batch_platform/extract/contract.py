@@ -55,14 +55,9 @@ def _position(spec: SourceSpec, column: ColumnSpec) -> int:
     return [c.name for c in spec.columns].index(column.name) + 1
 
 
-def _nested_columns(spec: SourceSpec) -> list[ColumnSpec]:
-    """The contract's nested columns (lists, structs): the only ones NESTED extracts."""
-    return [c for c in spec.columns if c.is_nested]
-
-
 def _nested_position(spec: SourceSpec, column: ColumnSpec) -> int:
-    """1-based position of a nested column in NESTED."""
-    return [c.name for c in _nested_columns(spec)].index(column.name) + 1
+    """1-based position of a nested column in NESTED, which holds the nested columns only."""
+    return spec.nested_columns.index(column.name) + 1
 
 
 def _text(kind: InputKind, spec: SourceSpec, column: ColumnSpec) -> str:
@@ -73,11 +68,11 @@ def _text(kind: InputKind, spec: SourceSpec, column: ColumnSpec) -> str:
 
 def _value(kind: InputKind, spec: SourceSpec, column: ColumnSpec) -> str:
     """The column's value before typing: JSON for nested types, text for scalars."""
-    if kind == "json" and column.is_nested:
+    if kind != "json":
+        return quote_identifier(column.name)
+    if column.is_nested:
         return f"{NESTED}[{_nested_position(spec, column)}]"
-    if kind == "json":
-        return f"{FIELDS}[{_position(spec, column)}]"
-    return quote_identifier(column.name)
+    return f"{FIELDS}[{_position(spec, column)}]"
 
 
 def _parsed_input(spec: SourceSpec, params: _Params) -> str:
@@ -97,10 +92,10 @@ def _parsed_input(spec: SourceSpec, params: _Params) -> str:
         "WHEN '' THEN 'malformed' ELSE 'not_object' END END"
     )
     nested = ""
-    if _nested_columns(spec):
+    if spec.nested_columns:
         # As JSON, and only the nested paths: extracting every path a second time cost a third
         # of this statement on the order events (one nested column among eleven).
-        nested_paths = params.bind(["$." + c.name for c in _nested_columns(spec)])
+        nested_paths = params.bind(["$." + name for name in spec.nested_columns])
         nested = (
             f", CASE WHEN {SHAPE} IS NULL THEN json_extract(raw, {nested_paths}) END AS {NESTED}"
         )
@@ -200,7 +195,7 @@ def checked_sql(
     columns, source = "*", "input"
     if kind == "json":
         # The field lists were only needed to decide and type; `checked` keeps the typed values.
-        dropped = [FIELDS, NESTED] if _nested_columns(spec) else [FIELDS]
+        dropped = [FIELDS, NESTED] if spec.nested_columns else [FIELDS]
         columns, source = f"* EXCLUDE ({', '.join(dropped)})", _parsed_input(spec, params)
     sql = f"SELECT {columns}, CASE {rules} END AS {REASON} FROM {source}"  # noqa: S608
     return sql, params.values
