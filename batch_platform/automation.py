@@ -5,11 +5,11 @@ its own copy. The numbers are per layer because each layer waits on the one belo
 
 | layer (group)                        | warn | fail | updates when                      |
 | ------------------------------------ | ---- | ---- | --------------------------------- |
-| extracts (`infrastructure`, raw/…)   | 26 h | 50 h | sensors see new data; stale again |
-| staging (`infrastructure`, stg_…)    | 27 h | 51 h | an upstream partition updated     |
-| `middle_platform`                    | 28 h | 52 h | an upstream partition updated     |
-| `scenario`, `channel`, `consistency` | 29 h | 53 h | an upstream partition updated     |
-| `analytics` (published snapshot)     | 30 h | 54 h | an upstream asset updated         |
+| extracts (`infrastructure`, raw/…)   | 26 h | 50 h | new data (sensor); stale again    |
+| staging (`infrastructure`, stg_…)    | 27 h | 51 h | extracts ran (sensor); a model    |
+| `middle_platform`                    | 28 h | 52 h | it reads was rebuilt by hand;     |
+| `scenario`, `channel`, `consistency` | 29 h | 53 h | stale again                       |
+| `analytics` (published snapshot)     | 30 h | 54 h |                                   |
 
 A daily batch is due once a day; "warn" leaves two hours for the chain above to catch up after
 the extracts, "fail" means a whole day was missed. Any asset whose freshness warns or fails is
@@ -64,15 +64,19 @@ def stale_again() -> dg.AutomationCondition:
 
 
 def upstream_updated() -> dg.AutomationCondition:
-    """Update a partition after any of its upstream partitions updated, any day, not only today.
+    """Update a partition after a model it reads updated, any day, not only today.
 
     `eager()` looks at the latest day only; late events re-open old days, so the condition here
     covers every partition whose dependencies changed since it was last requested or updated.
+    Extracts are ignored: after any extract, the `downstream_sensor` requests everything above
+    it in one run (automation would climb the graph one layer per tick, a run each). What is
+    left here is a person rebuilding a model by hand; a model updated by a run that also built
+    this asset is ignored by Dagster's `any_deps_updated`, so nothing a run just built is redone.
     """
     return (
-        dg.AutomationCondition.any_deps_updated().since(
-            dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()
-        )
+        dg.AutomationCondition.any_deps_updated()
+        .ignore(dg.AssetSelection.key_prefixes("raw"))
+        .since(dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated())
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("an upstream partition updated")
@@ -88,9 +92,9 @@ def inputs_settled() -> dg.AutomationCondition:
     this same tick: the tick's requests form one backfill, which runs in dependency order.
     """
     rebuild_pending = (
-        dg.AutomationCondition.any_deps_updated().since(
-            dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()
-        )
+        dg.AutomationCondition.any_deps_updated()
+        .ignore(dg.AssetSelection.key_prefixes("raw"))
+        .since(dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated())
         & ~dg.AutomationCondition.will_be_requested()
     )
     return ~dg.AutomationCondition.any_deps_match(rebuild_pending).with_label("inputs settled")

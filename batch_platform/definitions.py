@@ -11,33 +11,40 @@ from dagster_dbt import DbtCliResource
 from batch_platform.automation import apply_policies, automation_sensor
 from batch_platform.dbt_project import DBT_EXECUTABLE, dbt_project, load_manifest
 from batch_platform.extract.factory import build_extract_assets
+from batch_platform.extract.quarantine import build_quarantine_asset
 from batch_platform.publish import analytics_snapshot
 from batch_platform.registry import load_registry
 from batch_platform.schedules import build_catch_up_schedule
 from batch_platform.sensors import (
-    build_landing_sensor,
-    build_watermark_sensor,
+    build_downstream_sensor,
+    build_new_data_sensor,
     run_failure_alert,
 )
 from batch_platform.transform.dbt_assets import (
-    dbt_current_state_models,
-    dbt_dimension_models,
+    SETTLEMENT_DAYS,
     dbt_partitioned_models,
+    dbt_whole_tables,
 )
 
 registry = load_registry(load_manifest())
+extracts = build_extract_assets(registry)
+# Everything above the extracts, which the downstream sensor moves in one run per batch of days.
+transforms = [
+    build_quarantine_asset(registry),
+    dbt_partitioned_models,
+    dbt_whole_tables,
+    analytics_snapshot,
+]
 
 defs = dg.Definitions(
-    assets=[
-        *build_extract_assets(registry),
-        dbt_current_state_models,
-        dbt_partitioned_models,
-        dbt_dimension_models,
-        analytics_snapshot,
-    ],
+    assets=[*extracts, *transforms],
     sensors=[
-        build_landing_sensor(registry),
-        build_watermark_sensor(registry),
+        build_new_data_sensor(registry),
+        build_downstream_sensor(
+            extract_keys=[key for asset in extracts for key in asset.keys],
+            downstream_keys=[key for asset in transforms for key in asset.keys],
+            reach=SETTLEMENT_DAYS,
+        ),
         automation_sensor,
         run_failure_alert,
     ],

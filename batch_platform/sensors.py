@@ -1,16 +1,28 @@
-"""Sensors: react to new upstream data, and say so when a run fails.
+"""Sensors: new data moves a day through the whole graph in two runs; failures are reported.
 
-- `landing_sensor`: a new or changed landing file of an event source requests that source's
-  extract for exactly the day(s) whose folders changed. A late file in an old day's folder
-  re-opens that day. The cursor is a high-water mark of file change times plus the files seen
-  at that mark, so a restart neither repeats nor misses a file.
-- `watermark_sensor`: database and API sources are polled for rows with a newer watermark than
-  the last one seen (kept per source in the cursor); the days of those rows are requested.
+A day is the unit of work. New data for a day leads to one run of its extracts and then one
+run of everything downstream of them, instead of a run per source and day followed by the
+declarative automation climbing the graph one layer per tick (each step a process start, a
+code-location load and a dbt start-up):
+
+- `new_data_sensor`: new or changed landing files of event sources (a late file in an old
+  day's folder re-opens that day), and rows with a newer watermark than the last one seen in
+  database and API sources, request the extracts of exactly the days they belong to: one run
+  per stretch of consecutive days, with every source touched in it. On a fresh instance the
+  first tick sees all history, so the whole landscape is extracted in one run. The cursor holds
+  the landing high-water mark (file change times plus the files seen at that mark) and each
+  polled source's watermark, so a restart neither repeats nor misses anything.
+- `downstream_sensor`: after extract partitions materialise, however they were launched,
+  requests ONE run of everything above the extracts (the quarantine, every dbt model, the
+  analyst snapshot) over the days touched and the days their settlement window reaches. It
+  waits while extract runs are unfinished, so that their days share the run.
 - `run_failure_alert`: logs every failed run and, when ALERT_WEBHOOK_URL is set, POSTs it.
 
-Downstream dbt models follow through declarative automation (see automation.py).
+Declarative automation (automation.py) keeps what the sensors cannot know: freshness, and a
+person rebuilding a model by hand.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -29,6 +41,10 @@ from batch_platform.partitions import daily_partitions
 from batch_platform.registry import SourceSpec
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+TRIGGER_TAG = "batch_platform/trigger"
+# Dagster's own tags for a run over a range of partitions (one run, however many days).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 @dataclass(frozen=True)
@@ -97,57 +113,25 @@ class LandingCursor:
         return LandingCursor(mark, tuple(sorted(seen)))
 
 
-def landing_run_requests(
-    files: list[LandingFile], cursor: LandingCursor, partition_keys: set[str]
-) -> tuple[list[dg.RunRequest], LandingCursor, list[str]]:
-    """One run request per day with new files, extracting every source they belong to.
+Touched = dict[str, dict[str, SourceSpec]]  # day -> source path -> source
 
-    One run per day rather than per (source, day): every run is a process that loads the code
-    location first, so a day's five event sources share one; a failing source still fails only
-    its own step. Days outside the partitions are skipped and reported.
+
+def landing_changes(
+    files: list[LandingFile], cursor: LandingCursor, partition_keys: set[str]
+) -> tuple[Touched, LandingCursor, list[str]]:
+    """The days with new or changed landing files and the sources they belong to.
+
+    Days outside the partitions are skipped and reported.
     """
     new = [f for f in files if cursor.is_new(f)]
-    touched: dict[str, dict[str, SourceSpec]] = {}
+    touched: Touched = {}
     skipped = []
     for file in new:
         if file.day not in partition_keys:
             skipped.append(f"{file.relative}: day {file.day} is not a partition")
             continue
         touched.setdefault(file.day, {})[file.source.path] = file.source
-    next_cursor = cursor.advance(new)
-    requests = [
-        dg.RunRequest(
-            run_key=f"landing:{day}:{next_cursor.mark_ns}",
-            asset_selection=[extract_asset_key(sources[path]) for path in sorted(sources)],
-            partition_key=day,
-            tags={"batch_platform/trigger": "landing_file"},
-        )
-        for day, sources in sorted(touched.items())
-    ]
-    return requests, next_cursor, skipped
-
-
-def build_landing_sensor(specs: list[SourceSpec]) -> dg.SensorDefinition:
-    event_specs = [s for s in specs if s.access == "events"]
-
-    @dg.sensor(
-        name="landing_sensor",
-        target=dg.AssetSelection.assets(*(extract_asset_key(s) for s in event_specs)),
-        minimum_interval_seconds=15,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="New or changed landing files request their event source's extract for "
-        "exactly the days they belong to (late files re-open old days).",
-    )
-    def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        cursor = LandingCursor.parse(context.cursor)
-        files = scan_landing(event_specs, paths.landing_dir())
-        keys = set(daily_partitions.get_partition_keys())
-        requests, next_cursor, skipped = landing_run_requests(files, cursor, keys)
-        for message in skipped:
-            context.log.warning(f"landing_sensor skipped {message}")
-        return dg.SensorResult(run_requests=requests, cursor=next_cursor.dump())
-
-    return landing_sensor
+    return touched, cursor.advance(new), skipped
 
 
 def _probe(spec: SourceSpec, since: str | None) -> dict[str, str]:
@@ -156,62 +140,223 @@ def _probe(spec: SourceSpec, since: str | None) -> dict[str, str]:
     return api.changed_days(spec, since)
 
 
-def watermark_run_requests(
+def watermark_changes(
     specs: list[SourceSpec], cursor: dict[str, str], partition_keys: set[str], log
-) -> tuple[list[dg.RunRequest], dict[str, str]]:
-    """Ask each polled source which days changed since its last watermark; request those days.
+) -> tuple[Touched, dict[str, str]]:
+    """Ask each polled source which days changed since its last watermark.
 
-    One run per changed day, extracting every source that changed on it. A source that cannot
-    be reached is logged and keeps its cursor, so it is asked again next tick and nothing is
-    missed.
+    A source that cannot be reached is logged and keeps its cursor, so it is asked again next
+    tick and nothing is missed.
     """
     cursor = dict(cursor)
-    changed_by_day: dict[str, dict[str, tuple[SourceSpec, str]]] = {}
+    touched: Touched = {}
     for spec in specs:
         try:
             changed = _probe(spec, cursor.get(spec.path))
         except Exception as error:  # any source failure: report, skip this tick
-            log.warning(f"watermark_sensor: {spec.path} not polled: {error}")
+            log.warning(f"new_data_sensor: {spec.path} not polled: {error}")
             continue
-        for day, newest in sorted(changed.items()):
+        for day in sorted(changed):
             if day not in partition_keys:
-                log.warning(f"watermark_sensor: {spec.path} changed on {day}, not a partition")
+                log.warning(f"new_data_sensor: {spec.path} changed on {day}, not a partition")
                 continue
-            changed_by_day.setdefault(day, {})[spec.path] = (spec, newest)
+            touched.setdefault(day, {})[spec.path] = spec
         if changed:
             cursor[spec.path] = max(changed.values())
-    requests = [
-        dg.RunRequest(
-            # the same day and watermarks never run twice; a newer watermark runs again
-            run_key=f"watermark:{day}:"
-            + ",".join(f"{path}@{newest}" for path, (_, newest) in sorted(sources.items())),
-            asset_selection=[extract_asset_key(spec) for _, (spec, _) in sorted(sources.items())],
-            partition_key=day,
-            tags={"batch_platform/trigger": "watermark"},
+    return touched, cursor
+
+
+def contiguous_ranges(days: Iterable[str], partition_keys: list[str]) -> list[tuple[str, str]]:
+    """Runs of consecutive partitions among `days`, as (first, last) pairs, oldest first."""
+    position = {key: i for i, key in enumerate(partition_keys)}
+    ranges: list[tuple[str, str]] = []
+    for day in sorted(set(days), key=position.__getitem__):
+        if ranges and position[day] == position[ranges[-1][1]] + 1:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def partition_tags(first: str, last: str) -> dict[str, str]:
+    """Tags that make a run cover the partitions first..last (one run however many days)."""
+    return {RANGE_START_TAG: first, RANGE_END_TAG: last}
+
+
+def extract_run_requests(
+    touched: Touched, partition_keys: list[str], run_key_suffix: str
+) -> list[dg.RunRequest]:
+    """One run per stretch of consecutive days with new data, extracting every source touched
+    in it for each of its days.
+
+    A day is a unit: a whole stretch (the first tick on a fresh instance sees every day of
+    history; a normal day sees one) goes in one run instead of one per day and source, because
+    every run is a process that loads the code location first. A source re-extracted for a day
+    it had nothing new on rewrites the same partition (extracts are idempotent).
+    """
+    requests = []
+    for first, last in contiguous_ranges(touched, partition_keys):
+        days = partition_keys[partition_keys.index(first) : partition_keys.index(last) + 1]
+        sources = {path: spec for day in days for path, spec in touched.get(day, {}).items()}
+        requests.append(
+            dg.RunRequest(
+                run_key=f"new_data:{first}..{last}:{run_key_suffix}",
+                asset_selection=[extract_asset_key(sources[path]) for path in sorted(sources)],
+                tags={TRIGGER_TAG: "new_data", **partition_tags(first, last)},
+            )
         )
-        for day, sources in sorted(changed_by_day.items())
-    ]
-    return requests, cursor
+    return requests
 
 
-def build_watermark_sensor(specs: list[SourceSpec]) -> dg.SensorDefinition:
+def _merge(*parts: Touched) -> Touched:
+    merged: Touched = {}
+    for part in parts:
+        for day, sources in part.items():
+            merged.setdefault(day, {}).update(sources)
+    return merged
+
+
+def build_new_data_sensor(specs: list[SourceSpec]) -> dg.SensorDefinition:
+    """One sensor for every source, so that a day's new data is one extract run, not several."""
+    event_specs = [s for s in specs if s.access == "events"]
     polled = [s for s in specs if s.access in ("database", "api")]
 
     @dg.sensor(
-        name="watermark_sensor",
-        target=dg.AssetSelection.assets(*(extract_asset_key(s) for s in polled)),
-        minimum_interval_seconds=60,
+        name="new_data_sensor",
+        target=dg.AssetSelection.assets(*(extract_asset_key(s) for s in specs)),
+        minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Polls database and API sources for rows with a newer watermark than the "
-        "last one seen and requests the days those rows belong to.",
+        description="New or changed landing files of event sources, and rows with a newer "
+        "watermark in database and API sources, request the extracts of exactly the days they "
+        "belong to (late data re-opens old days): one run per stretch of consecutive days, "
+        "every source touched in it. The downstream_sensor then takes the days further.",
     )
-    def watermark_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        cursor = json.loads(context.cursor) if context.cursor else {}
-        keys = set(daily_partitions.get_partition_keys())
-        requests, cursor = watermark_run_requests(polled, cursor, keys, context.log)
-        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
+    def new_data_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        state = json.loads(context.cursor) if context.cursor else {}
+        keys = daily_partitions.get_partition_keys()
+        landing = LandingCursor.parse(state.get("landing"))
+        files = scan_landing(event_specs, paths.landing_dir())
+        from_files, landing, skipped = landing_changes(files, landing, set(keys))
+        for message in skipped:
+            context.log.warning(f"new_data_sensor skipped {message}")
+        from_rows, watermarks = watermark_changes(
+            polled, state.get("watermarks", {}), set(keys), context.log
+        )
+        cursor = json.dumps({"landing": landing.dump(), "watermarks": watermarks}, sort_keys=True)
+        suffix = hashlib.sha256(cursor.encode()).hexdigest()[:16]
+        requests = extract_run_requests(_merge(from_files, from_rows), keys, suffix)
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
 
-    return watermark_sensor
+    return new_data_sensor
+
+
+# Runs that may still bring extracts: a downstream run waits for them, to take their days too.
+_UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def downstream_window(
+    days: Iterable[str], partition_keys: list[str], reach: int
+) -> tuple[str, str]:
+    """The partitions a change on `days` reaches: `reach` days either side, within the partitions.
+
+    Order-keyed models read their lifecycle events `reach` days around their day, so a day's
+    new events change the orders placed up to `reach` days before it, and a late event for an
+    old day also the orders of the days after it.
+    """
+    positions = sorted(partition_keys.index(day) for day in days)
+    first = max(0, positions[0] - reach)
+    last = min(len(partition_keys) - 1, positions[-1] + reach)
+    return partition_keys[first], partition_keys[last]
+
+
+def new_extract_days(
+    instance: dg.DagsterInstance,
+    extract_keys: list[dg.AssetKey],
+    downstream_keys: set[dg.AssetKey],
+    after: int,
+) -> tuple[set[str], int]:
+    """Days of extract partitions materialised after event-log id `after`, and the newest id.
+
+    A materialisation from a run that also built everything downstream (a whole-graph range
+    run) needs nothing more and is not counted.
+    """
+    days: set[str] = set()
+    newest = after
+    covered: dict[str, bool] = {}
+    for key in extract_keys:
+        cursor = None
+        while True:
+            result = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, after_storage_id=after),
+                limit=1000,
+                cursor=cursor,
+                ascending=True,
+            )
+            for record in result.records:
+                newest = max(newest, record.storage_id)
+                if record.run_id not in covered:
+                    run = instance.get_run_by_id(record.run_id)
+                    selection = (run.asset_selection if run else None) or set()
+                    covered[record.run_id] = downstream_keys <= selection
+                if record.partition_key and not covered[record.run_id]:
+                    days.add(record.partition_key)
+            if not result.has_more:
+                break
+            cursor = result.cursor
+    return days, newest
+
+
+def extracts_in_flight(instance: dg.DagsterInstance, extract_keys: set[dg.AssetKey]) -> bool:
+    """Whether a run that writes extracts is queued or running."""
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=_UNFINISHED)):
+        if (record.dagster_run.asset_selection or set()) & extract_keys:
+            return True
+    return False
+
+
+def build_downstream_sensor(
+    extract_keys: list[dg.AssetKey], downstream_keys: list[dg.AssetKey], reach: int
+) -> dg.SensorDefinition:
+    """Takes every day whose extracts changed through everything above them, in one run."""
+    downstream = set(downstream_keys)
+
+    @dg.sensor(
+        name="downstream_sensor",
+        target=dg.AssetSelection.assets(*downstream_keys),
+        minimum_interval_seconds=15,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="After extracts materialise (by a sensor, a person, a schedule or a "
+        "backfill), requests ONE run of everything downstream of them (quarantine, dbt models, "
+        "snapshot) for the days they touched and the days their settlement window reaches. It "
+        "waits while extract runs are still queued or running, so their days go together.",
+    )
+    def downstream_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        state = json.loads(context.cursor) if context.cursor else {}
+        keys = daily_partitions.get_partition_keys()
+        days, after = new_extract_days(
+            context.instance, extract_keys, downstream, int(state.get("after", 0))
+        )
+        pending = {day for day in set(state.get("pending", [])) | days if day in keys}
+        requests = []
+        if pending and not extracts_in_flight(context.instance, set(extract_keys)):
+            first, last = downstream_window(pending, keys, reach)
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"downstream:{first}..{last}:{after}",
+                    asset_selection=downstream_keys,
+                    tags={TRIGGER_TAG: "downstream", **partition_tags(first, last)},
+                )
+            )
+            pending = set()
+        cursor = json.dumps({"after": after, "pending": sorted(pending)})
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+    return downstream_sensor
 
 
 @dg.run_failure_sensor(

@@ -293,11 +293,10 @@ class Pipeline:
     for writing its event log the way a deployed run does; console logging is cut to warnings
     so the terminal is not the bottleneck.
 
-    A run covers the whole graph (`whole=True`): every extract and the three dbt selections
-    (current state, partitioned models, dimensions), each one dbt invocation. Quick mode runs a
-    smaller graph (`whole=False`): the extracts and the partitioned models that read no
-    whole-table model, ONE dbt invocation, since on this machine every dbt invocation costs
-    5-10 s whatever the data.
+    A run covers the whole graph (`whole=True`): every extract and the two dbt selections
+    (partitioned models, then the whole tables), each one dbt invocation. Quick mode runs a
+    smaller graph (`whole=False`): the extracts and the partitioned models, ONE dbt invocation,
+    since on this machine every dbt invocation costs 5-10 s whatever the data.
     """
 
     _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -310,26 +309,15 @@ class Pipeline:
         from batch_platform.definitions import defs
         from batch_platform.extract.factory import build_extract_assets
         from batch_platform.registry import load_registry
-        from batch_platform.transform.dbt_assets import (
-            dbt_current_state_models,
-            dbt_dimension_models,
-            dbt_partitioned_models,
-        )
+        from batch_platform.transform.dbt_assets import dbt_partitioned_models, dbt_whole_tables
 
         self.dg = dg
         self.resources = {"dbt": defs.resources["dbt"]}
         self.extracts = build_extract_assets(load_registry(load_manifest()))
-        self.everything = [
-            *self.extracts,
-            dbt_current_state_models,
-            dbt_partitioned_models,
-            dbt_dimension_models,
-        ]
-        reads_whole_tables = dg.AssetSelection.assets(dbt_current_state_models).downstream()
+        self.everything = [*self.extracts, dbt_partitioned_models, dbt_whole_tables]
         self.selections = {
             True: dg.AssetSelection.assets(*self.everything),
-            False: dg.AssetSelection.assets(*self.extracts)
-            | (dg.AssetSelection.assets(dbt_partitioned_models) - reads_whole_tables),
+            False: dg.AssetSelection.assets(*self.extracts, dbt_partitioned_models),
         }
         if instance is None:
             if instance_dir is None:
@@ -398,8 +386,7 @@ class Pipeline:
         return {
             "extract": sum(v for k, v in steps.items() if not k.startswith("dbt_")),
             "dbt_partitioned": steps.get("dbt_partitioned_models", 0.0),
-            "dbt_whole_tables": steps.get("dbt_current_state_models", 0.0)
-            + steps.get("dbt_dimension_models", 0.0),
+            "dbt_whole_tables": steps.get("dbt_whole_tables", 0.0),
         }
 
     def dbt_phases(self, run_id: str) -> dict[str, float]:

@@ -31,6 +31,23 @@ def expected_counts(truth: dict, day: str) -> tuple[int, int]:
     return figures["rows"], 0
 
 
+def requested_pairs(run_requests) -> list[tuple[str, str]]:
+    """Every (asset, day) a list of run requests materialises: a run over a range of days
+    extracts each of its assets for each day of the range."""
+    pairs = set()
+    for request in run_requests:
+        tags = request.tags
+        if request.partition_key:
+            first = last = date.fromisoformat(request.partition_key)
+        else:
+            first = date.fromisoformat(tags["dagster/asset_partition_range_start"])
+            last = date.fromisoformat(tags["dagster/asset_partition_range_end"])
+        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        for key in request.asset_selection:
+            pairs |= {(key.to_user_string(), day.isoformat()) for day in days}
+    return sorted(pairs)
+
+
 def postgres_url() -> str | None:
     """The CI PostgreSQL server, or None (CI=true makes its absence a failure, not a skip)."""
     import adbc_driver_postgresql.dbapi as pg
@@ -68,26 +85,22 @@ def demo_apis(data: Path):
 
 
 def build_pipeline(data: Path, days: list[str]) -> list[dg.ExecuteInProcessResult]:
-    """Extract every source for every day, then dbt over the range in one run, then the rest.
+    """Extract every source for every day, then everything above the extracts as one range run.
 
-    Returns the three dbt runs' results (current state, the partitioned range, dimensions).
+    Returns the dbt runs' results (the partitioned range, then the whole tables).
     """
     from batch_platform.dbt_project import load_manifest
     from batch_platform.definitions import defs
     from batch_platform.extract.factory import build_extract_assets
     from batch_platform.registry import load_registry
-    from batch_platform.transform.dbt_assets import (
-        dbt_current_state_models,
-        dbt_dimension_models,
-        dbt_partitioned_models,
-    )
+    from batch_platform.transform.dbt_assets import dbt_partitioned_models, dbt_whole_tables
 
     resources = {"dbt": defs.resources["dbt"]}
     extracts = build_extract_assets(load_registry(load_manifest()))
     with demo_apis(data):
         for day in days:
             materialize_ok(extracts, partition_key=day)
-    everything = [*extracts, dbt_current_state_models, dbt_partitioned_models, dbt_dimension_models]
+    everything = [*extracts, dbt_partitioned_models, dbt_whole_tables]
     range_tags = {
         "dagster/asset_partition_range_start": days[0],
         "dagster/asset_partition_range_end": days[-1],
@@ -99,11 +112,7 @@ def build_pipeline(data: Path, days: list[str]) -> list[dg.ExecuteInProcessResul
             tags=tags,
             selection=dg.AssetSelection.assets(step),
         )
-        for step, tags in (
-            (dbt_current_state_models, None),
-            (dbt_partitioned_models, range_tags),
-            (dbt_dimension_models, None),
-        )
+        for step, tags in ((dbt_partitioned_models, range_tags), (dbt_whole_tables, None))
     ]
 
 

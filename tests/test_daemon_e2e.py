@@ -1,5 +1,6 @@
-"""End to end with the daemon: a new day lands and its marts appear with no manual action."""
+"""End to end with the daemon: a fresh instance bootstraps, a new day reaches the snapshot."""
 
+import json
 import os
 import shutil
 import signal
@@ -8,27 +9,30 @@ import subprocess
 import sys
 import time
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
+from dagster import DagsterEventType
 from support import API_TOKEN
 
+from batch_platform.definitions import defs
 from batch_platform.paths import PROJECT_ROOT
 from batch_platform.simulator import simulate
 
 # Every run the daemon launches is a process that loads the code location (~8 s here) and each
-# dbt invocation costs ~5-10 s, so this takes a few minutes: the sensors request one run per
-# day, and warehouse-writing steps wait for the `duckdb_warehouse` pool, one at a time.
+# dbt invocation costs ~5-10 s, so this takes a few minutes.
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 START = date(2026, 3, 1)
-NEW_DAY = "2026-03-02"
-MARTS = [
-    dg.AssetKey(["channel", "channel_daily_kpis"]),
-    dg.AssetKey(["consistency", "reconciliation_daily_summary"]),
-]
+NEW_DAY = "2026-03-03"
+SNAPSHOT = dg.AssetKey("analytics_snapshot")
+QUARANTINE_SUMMARY = dg.AssetKey(["consistency", "quarantine_daily_summary"])
+ALL_ASSETS = [key for asset in defs.assets for key in asset.keys]
+ALL_CHECKS = {key for asset in defs.assets for key in asset.check_keys}
 TIMEOUT_SECONDS = 600
 LOGS = ("apis.log", "daemon.log", "webserver.log")  # the processes' output, in start order
 
@@ -67,30 +71,55 @@ def assert_alive(processes: list[subprocess.Popen], logs: Path) -> None:
             pytest.fail(f"{name.removesuffix('.log')} exited with {process.returncode}:\n{tail}")
 
 
-def most_queued_at_once(records: list[dg.RunRecord]) -> int:
-    """The most runs that were waiting in the run queue at the same moment, from the records
-    (created, then started by the queued run coordinator): a sweep over the queued intervals."""
-    edges = []
-    for record in records:
-        if record.start_time is not None:
-            edges += [(record.create_timestamp.timestamp(), 1), (record.start_time, -1)]
-    waiting = most = 0
-    for _, step in sorted(edges):  # at the same instant a start (-1) counts before a creation
-        waiting += step
-        most = max(most, waiting)
-    return most
+def finished(instance: dg.DagsterInstance) -> bool:
+    """Every run the daemon launched has ended."""
+    unfinished = [
+        dg.DagsterRunStatus.QUEUED,
+        dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+        dg.DagsterRunStatus.CANCELING,
+    ]
+    return not instance.get_run_records(filters=dg.RunsFilter(statuses=unfinished))
 
 
-def materialized(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str) -> bool:
-    return partition in instance.get_materialized_partitions(key)
+def latest_storage_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int:
+    records = instance.fetch_materializations(key, limit=1).records
+    return records[0].storage_id if records else 0
 
 
-@pytest.mark.timeout(TIMEOUT_SECONDS + 120)
-def test_a_new_day_is_extracted_and_its_marts_built_by_sensors_and_automation(tmp_path):
+def wait_until(condition, deadline: float, what: str, processes, logs: Path, instance) -> None:
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {TIMEOUT_SECONDS} s"
+        assert_alive(processes, logs)
+        failed = instance.get_run_records(
+            filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])
+        )
+        assert not failed, f"runs failed: {[r.dagster_run.run_id for r in failed]}"
+        time.sleep(3)
+
+
+def snapshot_rows(data: Path, sql: str, *params) -> list[tuple]:
+    with duckdb.connect(str(data / "analytics.duckdb"), read_only=True) as connection:
+        return connection.execute(sql, list(params)).fetchall()
+
+
+@pytest.mark.timeout(TIMEOUT_SECONDS + 180)
+def test_a_fresh_instance_is_bootstrapped_and_a_new_day_reaches_the_snapshot_in_few_runs(
+    tmp_path,
+):
+    """`make dev`'s story with the real daemon, nobody clicking.
+
+    A fresh instance builds the whole landscape in a few runs (extracts, then everything above
+    them) and publishes the snapshot; every asset is materialised and every check evaluated.
+    Then a new day lands (with late files for old days): at most 3 runs take it to the
+    published snapshot, the quarantine summary included. Afterwards the automation requests
+    nothing more: nothing a run just built is built again.
+    """
     data, home = tmp_path / "data", tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    simulate(data, start=START, days=1, seed=3, scale=0.02)
+    simulate(data, start=START, days=2, seed=3, scale=0.02)
     # Create the instance's storage once, here, before three processes open it at the same time.
     dg.DagsterInstance.from_config(str(home)).dispose()
     api_port = free_port()
@@ -99,7 +128,7 @@ def test_a_new_day_is_extracted_and_its_marts_built_by_sensors_and_automation(tm
         "DAGSTER_HOME": str(home),
         "BATCH_PLATFORM_DATA_DIR": str(data),
         "BATCH_PLATFORM_START_DATE": START.isoformat(),
-        "BATCH_PLATFORM_END_DATE": "2026-03-03",  # the landscape's days and the appended one
+        "BATCH_PLATFORM_END_DATE": "2026-03-04",  # the landscape's days and the appended one
         "BATCH_PLATFORM_API_TOKEN": API_TOKEN,
         "CATALOG_API_URL": f"http://127.0.0.1:{api_port}/catalog",
         "PROMOTIONS_API_URL": f"http://127.0.0.1:{api_port}/promotions",
@@ -129,38 +158,93 @@ def test_a_new_day_is_extracted_and_its_marts_built_by_sensors_and_automation(tm
             tmp_path / "webserver.log",
         ),
     ]
+    args = (processes, tmp_path)
     try:
         os.environ["DAGSTER_HOME"] = str(home)  # for DagsterInstance.get() in this process
         with dg.DagsterInstance.from_config(str(home)) as instance:
             deadline = time.monotonic() + TIMEOUT_SECONDS
-            # The daemon reacts to the landscape on its own first ...
-            while not instance.get_run_records(limit=1):
-                assert time.monotonic() < deadline, "no run was started by the sensors"
-                assert_alive(processes, tmp_path)
-                time.sleep(2)
-            # ... then a new day lands (and late files for the old days), with no one clicking.
+            # 1. The bootstrap: the daemon builds everything on its own.
+            wait_until(
+                lambda: latest_storage_id(instance, SNAPSHOT) and finished(instance),
+                deadline,
+                "the bootstrap did not publish the snapshot",
+                *args,
+                instance,
+            )
+            bootstrap = instance.get_run_records()
+            for key in ALL_ASSETS:
+                assert instance.fetch_materializations(key, limit=1).records, f"{key} missing"
+            evaluated = {
+                record.asset_check_evaluation.asset_check_key
+                for run in bootstrap
+                for record in instance.all_logs(
+                    run.dagster_run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+                )
+            }
+            assert ALL_CHECKS <= evaluated, f"checks never run: {sorted(ALL_CHECKS - evaluated)}"
+            assert (data / "analytics.duckdb").exists()
+
+            # 2. A new day lands (and late files for the old days), with no one clicking.
+            published = latest_storage_id(instance, SNAPSHOT)
+            summary = latest_storage_id(instance, QUARANTINE_SUMMARY)
             subprocess.run(
                 [str(BIN / "batch-platform"), "simulate", "--append", "--days", "1"],
                 env=env,
                 check=True,
                 capture_output=True,
             )
-            while not all(materialized(instance, key, NEW_DAY) for key in MARTS):
-                assert time.monotonic() < deadline, (
-                    f"the marts of {NEW_DAY} were not materialised within {TIMEOUT_SECONDS} s"
-                )
-                assert_alive(processes, tmp_path)
-                failed = instance.get_run_records(
-                    filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])
-                )
-                assert not failed, f"runs failed: {[r.dagster_run.run_id for r in failed]}"
-                time.sleep(3)
+            appended = time.time()
+            wait_until(
+                lambda: latest_storage_id(instance, SNAPSHOT) > published and finished(instance),
+                deadline,
+                f"the snapshot was not published with {NEW_DAY}",
+                *args,
+                instance,
+            )
+            summary_rebuilt = latest_storage_id(instance, QUARANTINE_SUMMARY) > summary
+            # 3. Quiet afterwards: two automation ticks later, no run was added.
+            settled = len(instance.get_run_records())
+            time.sleep(70)
+            assert_alive(processes, tmp_path)
             runs = instance.get_run_records()
     finally:
         for process in reversed(processes):
             stop(process)
-    statuses = {r.dagster_run.status for r in runs}
-    assert dg.DagsterRunStatus.FAILURE not in statuses
-    assert most_queued_at_once(runs) >= 2, "the sensors' runs should have been queued together"
+    assert len(bootstrap) <= 3, [r.dagster_run.tags for r in bootstrap]
+    new_day_runs = [r for r in runs if r.create_timestamp.timestamp() >= appended]
+    assert 1 <= len(new_day_runs) <= 3, [r.dagster_run.tags for r in new_day_runs]
+    assert len(runs) == settled, "runs were launched after everything was built"
+    assert dg.DagsterRunStatus.FAILURE not in {r.dagster_run.status for r in runs}
+    assert summary_rebuilt, "the quarantine summary was not rebuilt after the new day's extracts"
+
+    # The published snapshot holds the new day exactly as the simulator made it.
+    truth = json.loads((data / "landscape.json").read_text())
+    kpis = snapshot_rows(
+        data,
+        "select channel, orders, gmv from channel.channel_daily_kpis "
+        "where activity_date = ? order by channel",
+        date.fromisoformat(NEW_DAY),
+    )
+    assert kpis == sorted(
+        (channel, v["orders"], Decimal(v["gmv"]))
+        for channel, v in truth["channels"][NEW_DAY].items()
+    )
+    quarantined = snapshot_rows(
+        data,
+        "select source, sum(records) from consistency.quarantine_daily_summary "
+        "where partition_date = ? group by source order by source",
+        date.fromisoformat(NEW_DAY),
+    )
+    expected = sorted(
+        (
+            source,
+            figures["partitions"][NEW_DAY]["malformed"] + figures["partitions"][NEW_DAY]["invalid"],
+        )
+        for source, figures in truth["sources"].items()
+        if figures["access"] == "events"
+        and figures["partitions"][NEW_DAY]["malformed"] + figures["partitions"][NEW_DAY]["invalid"]
+    )
+    assert expected, "the new day should carry quarantined records"
+    assert quarantined == expected
     log = (tmp_path / "daemon.log").read_text()
     assert "database is locked" not in log and "Could not set lock" not in log

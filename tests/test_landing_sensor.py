@@ -1,4 +1,7 @@
-"""The landing sensor over real files: exact run requests, cursor, restart and late files."""
+"""The new-data sensor over real landing files: exact run requests, cursor, restart, late files.
+
+The sensor is built over the event sources only: here no database or API exists to poll.
+"""
 
 import os
 import time
@@ -6,11 +9,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from support import requested_pairs
 
 from batch_platform.dbt_project import load_manifest
 from batch_platform.definitions import defs
 from batch_platform.registry import load_registry
-from batch_platform.sensors import build_landing_sensor
+from batch_platform.sensors import build_new_data_sensor
 
 
 @pytest.fixture
@@ -21,9 +25,13 @@ def landing(tmp_path, monkeypatch) -> Path:
     return root
 
 
+def event_sources():
+    return [spec for spec in load_registry(load_manifest()) if spec.access == "events"]
+
+
 @pytest.fixture
 def sensor() -> dg.SensorDefinition:
-    return build_landing_sensor(load_registry(load_manifest()))
+    return build_new_data_sensor(event_sources())
 
 
 def deliver(root: Path, relative: str, text: str = '{"event_id": "x"}\n') -> Path:
@@ -33,27 +41,28 @@ def deliver(root: Path, relative: str, text: str = '{"event_id": "x"}\n') -> Pat
     return path
 
 
-def evaluate(sensor, cursor=None):
+def evaluate(sensor, cursor=None, runs=None):
+    """(asset, day) pairs the tick requests, and its cursor; `runs` gets the run requests."""
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(cursor=cursor, instance=instance, definitions=defs)
         result = sensor.evaluate_tick(context)
-    days = [r.partition_key for r in result.run_requests]
-    assert len(days) == len(set(days)), "one run per day, extracting every source it touches"
-    requests = sorted(
-        (key.to_user_string(), r.partition_key)
-        for r in result.run_requests
-        for key in r.asset_selection
-    )
-    return requests, result.cursor
+    if runs is not None:
+        runs.extend(result.run_requests)
+    return requested_pairs(result.run_requests), result.cursor
 
 
-def test_new_files_request_exactly_their_source_and_day(landing, sensor):
+def test_new_files_request_their_sources_and_days_in_one_run(landing, sensor):
+    """Consecutive days with new files are one run extracting every source touched in them."""
     deliver(landing, "orders/order_events/dt=2026-03-01/2026-03-01-000.jsonl")
     deliver(landing, "orders/order_events/dt=2026-03-01/2026-03-01-001.jsonl")
     deliver(landing, "payments/payment_events/dt=2026-03-02/2026-03-02-000.jsonl")
-    requests, cursor = evaluate(sensor)
+    runs = []
+    requests, cursor = evaluate(sensor, runs=runs)
+    assert len(runs) == 1
     assert requests == [
         ("raw/orders/order_events", "2026-03-01"),
+        ("raw/orders/order_events", "2026-03-02"),
+        ("raw/payments/payment_events", "2026-03-01"),
         ("raw/payments/payment_events", "2026-03-02"),
     ]
     # Nothing new: nothing requested, however often the sensor ticks.
@@ -61,6 +70,7 @@ def test_new_files_request_exactly_their_source_and_day(landing, sensor):
 
 
 def test_a_late_file_reopens_its_old_day_only(landing, sensor):
+    """Days that are not consecutive are separate runs: nothing between them is re-extracted."""
     deliver(landing, "orders/order_events/dt=2026-03-01/2026-03-01-000.jsonl")
     deliver(landing, "orders/order_events/dt=2026-03-02/2026-03-02-000.jsonl")
     _, cursor = evaluate(sensor)
@@ -91,7 +101,7 @@ def test_after_a_restart_nothing_is_repeated_or_missed(landing, sensor):
     stamp = seen.stat().st_mtime_ns
     twin = deliver(landing, "clickstream/sessions/dt=2026-03-01/2026-03-01-000.jsonl")
     os.utime(twin, ns=(stamp, stamp))
-    restarted = build_landing_sensor(load_registry(load_manifest()))
+    restarted = build_new_data_sensor(event_sources())
     requests, cursor = evaluate(restarted, cursor)
     assert requests == [("raw/clickstream/sessions", "2026-03-01")]
     assert evaluate(restarted, cursor)[0] == []

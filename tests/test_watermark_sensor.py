@@ -1,16 +1,18 @@
-"""The watermark sensor over the real demo databases and the real demo APIs."""
+"""The new-data sensor's polling of the real demo databases and APIs, and the bootstrap."""
 
 import json
+import logging
 
 import dagster as dg
 import pytest
-from support import demo_apis, postgres_url
+from support import demo_apis, postgres_url, requested_pairs
 
 from batch_platform.dbt_project import load_manifest
 from batch_platform.definitions import defs
 from batch_platform.extract.database import changed_days
+from batch_platform.partitions import daily_partitions
 from batch_platform.registry import load_registry
-from batch_platform.sensors import build_watermark_sensor
+from batch_platform.sensors import build_new_data_sensor, watermark_changes
 from batch_platform.simulator import simulate
 
 POLLED = [
@@ -22,18 +24,16 @@ POLLED = [
 ]
 
 
-def evaluate(sensor, cursor=None):
-    with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(cursor=cursor, instance=instance, definitions=defs)
-        result = sensor.evaluate_tick(context)
-    days = [r.partition_key for r in result.run_requests]
-    assert len(days) == len(set(days)), "one run per day, extracting every source it touches"
-    requests = sorted(
-        (key.to_user_string().removeprefix("raw/"), r.partition_key)
-        for r in result.run_requests
-        for key in r.asset_selection
-    )
-    return requests, result.cursor
+def polled_sources():
+    return [s for s in load_registry(load_manifest()) if s.access in ("database", "api")]
+
+
+def poll(cursor=None):
+    """What the sensor's watermark half finds: (source, day) pairs with new rows, and cursor."""
+    keys = set(daily_partitions.get_partition_keys())
+    touched, cursor = watermark_changes(polled_sources(), cursor or {}, keys, logging.getLogger())
+    pairs = sorted((path, day) for day, sources in touched.items() for path in sources)
+    return pairs, cursor
 
 
 def expected_days(ground_truth, days=None):
@@ -45,30 +45,47 @@ def expected_days(ground_truth, days=None):
     )
 
 
-def test_first_tick_requests_every_day_with_rows_then_nothing(data_dir):
-    sensor = build_watermark_sensor(load_registry(load_manifest()))
+def test_first_poll_finds_every_day_with_rows_then_nothing(data_dir):
     truth = json.loads((data_dir / "landscape.json").read_text())
     with demo_apis(data_dir):
-        requests, cursor = evaluate(sensor)
-        assert requests == expected_days(truth)
-        assert set(json.loads(cursor)) == set(POLLED)
+        pairs, cursor = poll()
+        assert pairs == expected_days(truth)
+        assert set(cursor) == set(POLLED)
         # A restarted daemon only has the cursor: it asks again and gets nothing new.
-        assert evaluate(sensor, cursor)[0] == []
+        assert poll(cursor)[0] == []
 
         simulate(data_dir, None, 1, append=True)
         after = json.loads((data_dir / "landscape.json").read_text())
-        requests, _ = evaluate(sensor, cursor)
+        pairs, _ = poll(cursor)
     new_day = sorted(after["channels"])[-1]
-    assert requests == expected_days(after, {new_day})
+    assert pairs == expected_days(after, {new_day})
+
+
+def test_a_fresh_instance_extracts_all_history_in_one_run_then_nothing(data_dir):
+    """The bootstrap: the first tick sees every day of every source and asks for ONE run."""
+    truth = json.loads((data_dir / "landscape.json").read_text())
+    sensor = build_new_data_sensor(load_registry(load_manifest()))
+    with demo_apis(data_dir), dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, definitions=defs)
+        result = sensor.evaluate_tick(context)
+        again = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, definitions=defs, cursor=result.cursor)
+        )
+    assert len(result.run_requests) == 1
+    days = sorted(truth["channels"])
+    sources = sorted(truth["sources"])
+    assert requested_pairs(result.run_requests) == [
+        (f"raw/{source}", day) for source in sources for day in days
+    ]
+    assert again.run_requests == []
 
 
 def test_an_unreachable_source_is_skipped_and_asked_again(data_dir, monkeypatch):
-    sensor = build_watermark_sensor(load_registry(load_manifest()))
     monkeypatch.setenv("CUSTOMERS_DB_URL", "sqlite:///" + str(data_dir / "nope.sqlite"))
     with demo_apis(data_dir):
-        requests, cursor = evaluate(sensor)
-    assert "customers/customers" not in {source for source, _ in requests}
-    assert "customers/customers" not in json.loads(cursor)
+        pairs, cursor = poll()
+    assert "customers/customers" not in {source for source, _ in pairs}
+    assert "customers/customers" not in cursor
 
 
 @pytest.mark.postgres

@@ -7,8 +7,6 @@ with latest as (
 best_sellers as (
     select
         hot.product_id,
-        any_value(hot.product_name) as product_name,
-        any_value(hot.category) as category,
         string_agg(hot.channel || ' #' || hot.sales_rank, ', ' order by hot.channel) as ranks,
         sum(hot.units_sold) as units_sold_that_day,
         max(hot.closing_on_hand) as closing_on_hand,
@@ -21,7 +19,14 @@ best_sellers as (
 
 select
     (select order_date from latest) as order_date,
-    best_sellers.*,
+    best_sellers.product_id,
+    products.product_name,
+    products.category,
+    best_sellers.ranks,
+    best_sellers.units_sold_that_day,
+    best_sellers.closing_on_hand,
+    best_sellers.units_per_day,
+    best_sellers.days_of_stock_left,
     products.on_hand as on_hand_now
 from best_sellers
 left join middle_platform.dim_products as products

@@ -2,9 +2,17 @@
 
 Incremental models are daily-partitioned: Dagster passes the partition window as dbt vars and
 a backfill of any range is ONE dbt invocation in ONE run (`BackfillPolicy.single_run`). The
-other models (current-state staging tables, dimensions) are unpartitioned and rebuilt whole.
-Everything that writes the warehouse takes the `duckdb_warehouse` pool, which the instance
-limits to one run at a time, because DuckDB allows one writer.
+other models (current-state staging tables, dimensions, whole-table summaries) are unpartitioned
+and rebuilt whole, all together. Everything that writes the warehouse takes the
+`duckdb_warehouse` pool, which the instance limits to one writer at a time, because DuckDB
+allows one writer.
+
+Two multi-assets, in the order a build needs them: the partitioned models read only the lake
+and each other (never a whole table: a daily partition must not freeze a current-state value,
+or an incremental build would differ from a full rebuild), then the whole tables, which may
+read anything below them. The whole tables cannot be built in part: selecting any of them (a
+dimension downstream of an order fact, say) builds all of them, so a current-state table a
+dimension reads always exists, even on a fresh warehouse.
 """
 
 from collections.abc import Mapping
@@ -25,10 +33,8 @@ from batch_platform.transform.dbt_vars import build_args
 from batch_platform.transform.table_metrics import with_table_metrics
 
 WAREHOUSE_POOL = "duckdb_warehouse"
-# Three selections, in the order a full build needs them: current-state staging tables (read
-# the lake), partitioned incremental models (may join current state), whole-table dimensions
-# (may aggregate partitioned facts). One multi-asset each keeps the graph free of cycles.
-CURRENT_STATE = "path:models/staging,config.materialized:table"
+# Two selections, in the order a full build needs them (one multi-asset each keeps the graph
+# free of cycles): partitioned incremental models, then every whole table.
 PARTITIONED = "config.materialized:incremental"
 WHOLE_TABLES = "config.materialized:table"
 
@@ -130,28 +136,36 @@ def dbt_partitioned_models(context: dg.AssetExecutionContext, dbt: DbtCliResourc
     yield from _build(context, dbt)
 
 
-@dbt_assets(
-    manifest=ensure_manifest(),
-    project=dbt_project,
-    select=CURRENT_STATE,
-    dagster_dbt_translator=translator,
-    pool=WAREHOUSE_POOL,
-    name="dbt_current_state_models",
-)
-def dbt_current_state_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Staging tables of current state (newest version per key), rebuilt whole from the lake."""
-    yield from _build(context, dbt)
+def _whole_table_specs() -> dg.AssetsDefinition:
+    """dagster-dbt's specs for the whole tables (keys, deps, checks, descriptions, code refs)."""
+
+    @dbt_assets(
+        manifest=ensure_manifest(),
+        project=dbt_project,
+        select=WHOLE_TABLES,
+        dagster_dbt_translator=translator,
+        name="dbt_whole_tables",
+    )
+    def _specs(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        yield from _build(context, dbt)
+
+    return _specs
 
 
-@dbt_assets(
-    manifest=ensure_manifest(),
-    project=dbt_project,
-    select=WHOLE_TABLES,
-    exclude=CURRENT_STATE,
-    dagster_dbt_translator=translator,
+_WHOLE = _whole_table_specs()
+
+
+@dg.multi_asset(
+    name="dbt_whole_tables",
+    specs=list(_WHOLE.specs),
+    check_specs=list(_WHOLE.check_specs),
+    # All or nothing: rebuilding every whole table costs one dbt start-up, like rebuilding one,
+    # and a dimension selected alone would otherwise fail on a fresh warehouse because the
+    # current-state table it joins was never built.
+    can_subset=False,
+    op_tags=_WHOLE.op.tags,
     pool=WAREHOUSE_POOL,
-    name="dbt_dimension_models",
 )
-def dbt_dimension_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Dimensions and whole-table summaries over the layers below, rebuilt whole."""
+def dbt_whole_tables(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """Current-state staging tables, dimensions and whole-table summaries, rebuilt whole."""
     yield from _build(context, dbt)

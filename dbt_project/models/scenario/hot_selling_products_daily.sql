@@ -7,7 +7,9 @@
 }}
 
 -- The day's top products by units sold on each channel, with how many days their stock lasts
--- at the recent sales velocity (all channels, trailing `velocity_days`).
+-- at the recent sales velocity (all channels, trailing `velocity_days`). Product names and
+-- categories are current state: analysts join middle_platform.dim_products (a day's partition
+-- must not freeze today's catalog, or it would differ from a full rebuild).
 with daily_units as (
     select order_date, channel, product_id, sum(quantity) as units_sold, sum(line_amount) as revenue
     from {{ ref('fct_order_items') }}
@@ -48,8 +50,6 @@ select
     ranked.channel,
     ranked.sales_rank,
     ranked.product_id,
-    products.product_name,
-    products.category,
     ranked.units_sold,
     ranked.revenue,
     stock.closing_on_hand,
@@ -61,5 +61,4 @@ from ranked
 left join velocity
     on velocity.order_date = ranked.order_date and velocity.product_id = ranked.product_id
 left join stock on stock.order_date = ranked.order_date and stock.product_id = ranked.product_id
-left join {{ ref('stg_catalog__products') }} as products on products.product_id = ranked.product_id
 where ranked.sales_rank <= {{ var('top_products') }}

@@ -7,7 +7,8 @@
 }}
 
 -- Per campaign and day: how many orders redeemed it, the revenue they brought and what the
--- discount cost. A code no campaign knows is kept (campaign_name null) so it shows up.
+-- discount cost. Campaign names and discounts are current state: analysts join
+-- middle_platform.dim_promotions (a code the promotions service does not know has no row there).
 with redemptions as (
     select order_date, promotion_code, count(*) as redemptions,
         sum(total_amount) as revenue, sum(discount_amount) as discount_cost,
@@ -22,8 +23,6 @@ with redemptions as (
 select
     redemptions.order_date,
     redemptions.promotion_code,
-    campaigns.campaign_name,
-    campaigns.discount_pct,
     redemptions.redemptions,
     redemptions.cancelled_redemptions,
     redemptions.customers,
@@ -31,5 +30,3 @@ select
     redemptions.discount_cost,
     {{ safe_ratio('redemptions.revenue', 'redemptions.discount_cost') }} as revenue_per_discount_unit
 from redemptions
-left join {{ ref('stg_promotions__campaigns') }} as campaigns
-    on campaigns.promotion_code = redemptions.promotion_code
