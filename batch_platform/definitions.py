@@ -20,6 +20,7 @@ from batch_platform.sensors import (
     build_new_data_sensor,
     run_failure_alert,
 )
+from batch_platform.settings import check_settings
 from batch_platform.transform.dbt_assets import (
     SETTLEMENT_DAYS,
     dbt_partitioned_models,
@@ -27,6 +28,7 @@ from batch_platform.transform.dbt_assets import (
 )
 
 registry = load_registry(load_manifest())
+settings = check_settings(registry)  # outside the demo, a missing secret stops loading here
 extracts = build_extract_assets(registry)
 # Everything above the extracts, which the downstream sensor moves in one run per batch of days.
 transforms = [
@@ -48,9 +50,12 @@ defs = dg.Definitions(
         automation_sensor,
         run_failure_alert,
     ],
-    schedules=[build_catch_up_schedule(registry)],
+    schedules=[build_catch_up_schedule(registry, production=settings.production)],
     # One process per run, not one per step: every process loads the dbt manifest again (seconds
     # each), and a run's steps are mostly sequential anyway (dbt holds the warehouse pool).
     executor=dg.in_process_executor,
-    resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)},
+    resources={
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "settings": settings,
+    },
 ).map_asset_specs(func=apply_policies)

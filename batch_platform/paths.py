@@ -2,7 +2,9 @@
 
 Everything the platform writes at run time sits under one data folder so that a test, a
 benchmark or a second checkout can point the whole platform elsewhere with one environment
-variable, BATCH_PLATFORM_DATA_DIR. The default is `data/` in the project root.
+variable, BATCH_PLATFORM_DATA_DIR. The default is `data/` in the project root. The folders
+under it are named here only: code that is handed a data folder (an extract, a test) passes it
+as `root` instead of building the path again.
 """
 
 from __future__ import annotations
@@ -21,19 +23,17 @@ def data_dir() -> Path:
     return Path(configured).resolve() if configured else PROJECT_ROOT / "data"
 
 
-def landing_dir() -> Path:
+def landing_dir(root: Path | None = None) -> Path:
     """Where services' outbox relays deliver event files (one folder per service/topic/day)."""
-    return data_dir() / "landing"
+    return (root or data_dir()) / "landing"
 
 
-def services_dir() -> Path:
-    """The demo services' own databases (SQLite), which the platform reads read-only."""
-    return data_dir() / "services"
+def lake_dir(root: Path | None = None) -> Path:
+    """The raw lake: <lake>/raw/<service>/<entity>/dt=YYYY-MM-DD/ and <lake>/quarantine/.
 
-
-def lake_dir() -> Path:
-    """The raw lake: data/lake/raw/<service>/<entity>/dt=YYYY-MM-DD/ and data/lake/quarantine/."""
-    return data_dir() / "lake"
+    dbt finds the same folder through its sources' `meta.lake` (`dbt_project/models/staging`).
+    """
+    return (root or data_dir()) / "lake"
 
 
 def warehouse_path() -> Path:
@@ -41,6 +41,6 @@ def warehouse_path() -> Path:
     return data_dir() / "warehouse.duckdb"
 
 
-def landscape_manifest_path() -> Path:
-    """The simulator's ground truth for the generated landscape."""
-    return data_dir() / "landscape.json"
+def landscape_manifest_path(root: Path | None = None) -> Path:
+    """The simulator's ground truth for a generated landscape; its presence marks the demo."""
+    return (root or data_dir()) / "landscape.json"

@@ -3,7 +3,8 @@
 The key (salt) comes only from the environment variable BATCH_PLATFORM_PII_SALT. It reaches
 DuckDB as a Python function registered on dbt's connection (`batch_platform.dbt_plugin`), so it
 never appears in SQL text, compiled models, dbt logs or Dagster's event log. Without the
-variable a fixed demo key is used and a warning says so; production must set it.
+variable a fixed, public demo key is used, but only in the demo; anywhere else `salt()` refuses
+with one line naming the variable (`batch_platform.demo_mode`).
 
 The same key masks the quarantine of a PII source: `mask_record` is registered on each extract's
 scratch DuckDB (`batch_platform.extract.lake`), so a rejected record keeps its shape but no
@@ -15,22 +16,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import warnings
 
-SALT_ENV = "BATCH_PLATFORM_PII_SALT"
-_DEMO_SALT = "batch-platform-demo-salt-not-for-production"
+from batch_platform import demo_mode
+
+SALT_ENV = demo_mode.PII_SALT_ENV
 
 
 def salt() -> bytes:
-    value = os.environ.get(SALT_ENV)
-    if not value:
-        warnings.warn(
-            f"{SALT_ENV} is not set: masking PII with the demo key (set it in production)",
-            stacklevel=2,
-        )
-        value = _DEMO_SALT
-    return value.encode()
+    """The key, read now; outside the demo a missing (or the demo) key raises SettingsError."""
+    return demo_mode.pii_key()
 
 
 def mask(value: str | None, key: bytes) -> str | None:

@@ -3,11 +3,10 @@
 Event sources announce themselves (the landing sensor sees their files); database and API
 sources are polled by the watermark sensor. The catch-up re-extracts yesterday for the polled
 sources once a day anyway, so a missed poll or a source that was down all day is closed by the
-next morning. Off in development (the sensors cover the demo), on in production: set
-BATCH_PLATFORM_ENV=production.
+next morning. Off in development (the sensors cover the demo), on in production
+(BATCH_PLATFORM_ENV=production): the caller says which, from `PlatformSettings.production`, so
+this module reads no environment.
 """
-
-import os
 
 import dagster as dg
 
@@ -15,10 +14,9 @@ from batch_platform.extract.factory import extract_asset_key
 from batch_platform.partitions import daily_partitions
 from batch_platform.registry import SourceSpec
 
-ENV = "BATCH_PLATFORM_ENV"
 
-
-def build_catch_up_schedule(specs: list[SourceSpec]) -> dg.ScheduleDefinition:
+def build_catch_up_schedule(specs: list[SourceSpec], production: bool) -> dg.ScheduleDefinition:
+    """The schedule of yesterday's polled extracts; running by default only in production."""
     polled = [extract_asset_key(s) for s in specs if s.access in ("database", "api")]
     job = dg.define_asset_job(
         "daily_catch_up",
@@ -26,7 +24,6 @@ def build_catch_up_schedule(specs: list[SourceSpec]) -> dg.ScheduleDefinition:
         partitions_def=daily_partitions,
         description="Re-extract yesterday from every database and API source.",
     )
-    production = os.environ.get(ENV) == "production"
     return dg.build_schedule_from_partitioned_job(
         job,
         hour_of_day=1,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from support import (
+    API_TOKEN,
     LANDSCAPE_DAYS,
     LANDSCAPE_SCALE,
     LANDSCAPE_SEED,
@@ -56,8 +57,11 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_configure(config):
-    # A known key so tests can compute masked values; the demo key would warn on every run.
+    # Known test secrets. A fresh clone's data/ was not made by the simulator, so the platform
+    # refuses the demo stand-ins there (batch_platform.demo_mode), and tests compute masked
+    # values with a key they know.
     os.environ.setdefault("BATCH_PLATFORM_PII_SALT", "test-salt-not-secret")
+    os.environ.setdefault("BATCH_PLATFORM_API_TOKEN", API_TOKEN)
 
 
 @pytest.fixture(scope="session")

@@ -71,18 +71,15 @@ def test_a_mart_waits_until_the_days_it_joins_exist():
         assert result.get_requested_partitions(KPIS) == set()
 
 
-def test_the_catch_up_schedule_is_off_in_dev_on_in_production_and_asks_for_yesterday(
-    monkeypatch,
-):
+def test_the_catch_up_schedule_is_off_in_dev_on_in_production_and_asks_for_yesterday():
     from batch_platform.dbt_project import load_manifest
     from batch_platform.registry import load_registry
     from batch_platform.schedules import build_catch_up_schedule
 
     specs = load_registry(load_manifest())
-    monkeypatch.delenv("BATCH_PLATFORM_ENV", raising=False)
-    assert build_catch_up_schedule(specs).default_status == dg.DefaultScheduleStatus.STOPPED
-    monkeypatch.setenv("BATCH_PLATFORM_ENV", "production")
-    schedule = build_catch_up_schedule(specs)
+    stopped = build_catch_up_schedule(specs, production=False)
+    assert stopped.default_status == dg.DefaultScheduleStatus.STOPPED
+    schedule = build_catch_up_schedule(specs, production=True)
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(

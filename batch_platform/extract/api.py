@@ -14,7 +14,9 @@ a whole before any of its records is staged, and the partition file is only repl
 last page, so a failure at any point leaves the previous partition file as it was.
 
 The token goes into the Authorization header and nowhere else: messages name the variable it
-came from, and any echo of it in a response body is masked before it is quoted.
+came from, and any echo of it in a response body is masked before it is quoted. Without a token
+variable the demo token is sent, but only in the demo (`batch_platform.demo_mode`): anywhere
+else the extract is refused before any request, naming the variables to set.
 """
 
 from __future__ import annotations
@@ -32,16 +34,16 @@ import dagster as dg
 import httpx
 import stamina
 
+from batch_platform.demo_mode import SettingsError
 from batch_platform.extract.events import (
     fail_on_missing_required_columns,
     present_fields,
     unknown_fields,
 )
 from batch_platform.extract.lake import PartitionLoad, PartitionStats, day_window
+from batch_platform.paths import lake_dir
 from batch_platform.registry import SourceSpec
-
-SHARED_TOKEN_ENV = "BATCH_PLATFORM_API_TOKEN"
-DEMO_TOKEN = "demo-token"  # what the demo REST service accepts; real deployments set a variable
+from batch_platform.settings import PlatformSettings
 
 
 @dataclass(frozen=True)
@@ -118,10 +120,11 @@ def _endpoint(spec: SourceSpec) -> _Endpoint:
         raise ApiRejected(
             f"{spec.path}: invalid API URL from ${options['base_url_env']}: {error}"
         ) from None
-    for name in (options["token_env"], SHARED_TOKEN_ENV):
-        if os.environ.get(name):
-            return _Endpoint(spec.path, url, shown, os.environ[name], f"${name}")
-    return _Endpoint(spec.path, url, shown, DEMO_TOKEN, "the demo default token")
+    try:
+        token, origin = PlatformSettings.from_environment([spec]).api_token(spec)
+    except SettingsError as error:
+        raise ApiRejected(f"{spec.path}: {error}") from None
+    return _Endpoint(spec.path, url, shown, token, origin)
 
 
 def _retry_after(response: httpx.Response, cap: float) -> float | None:
@@ -298,7 +301,7 @@ def extract_api(
     headers = {"Authorization": f"Bearer {endpoint.token}", "Accept": "application/json"}
     with (
         httpx.Client(headers=headers, timeout=settings.timeout) as client,
-        PartitionLoad(spec, day, data_dir / "lake", "json", "raw VARCHAR") as load,
+        PartitionLoad(spec, day, lake_dir(data_dir), "json", "raw VARCHAR") as load,
     ):
         staged, total = 0, None
         for page_number, page in _pages(client, endpoint, window, settings):

@@ -43,6 +43,7 @@ import stamina
 
 from batch_platform.extract.contract import quote_identifier
 from batch_platform.extract.lake import PartitionLoad, PartitionStats, day_window
+from batch_platform.paths import lake_dir
 from batch_platform.registry import SourceSpec
 
 SCHEMES = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
@@ -357,7 +358,7 @@ def extract_database(spec: SourceSpec, day: date, data_dir: Path) -> PartitionSt
             stats = PartitionStats(input_files=1)
             contract = {c.name for c in spec.columns}
             stats.schema_drift = sorted(c for c in existing if c not in contract)
-            _read(connection, scheme, spec, day, set(existing), stats, data_dir / "lake")
+            _read(connection, scheme, spec, day, set(existing), stats, lake_dir(data_dir))
         except (adbc_driver_manager.Error, duckdb.Error) as error:
             raise DatabaseSourceError(
                 f'{spec.path}: extracting table "{table}" from the database at {where} failed: '

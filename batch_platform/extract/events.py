@@ -20,6 +20,7 @@ import duckdb
 
 from batch_platform.extract.contract import SHAPE
 from batch_platform.extract.lake import PartitionLoad, PartitionStats
+from batch_platform.paths import lake_dir, landing_dir
 from batch_platform.registry import SourceSpec
 
 SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.jsonl$")
@@ -89,7 +90,7 @@ def _stage_undecodable(load: PartitionLoad, path: Path, origin: str) -> None:
 
 def extract_events(spec: SourceSpec, day: date, data_dir: Path) -> PartitionStats:
     """Read a day's landing files with DuckDB, check them, replace the lake partition."""
-    landing_root, lake_root = data_dir / "landing", data_dir / "lake"
+    landing_root, lake_root = landing_dir(data_dir), lake_dir(data_dir)
     found = find_landing_files(spec, landing_root, day)
     stats = PartitionStats(skipped_inputs=list(found.skipped))
     stats.input_files = len(found.files)

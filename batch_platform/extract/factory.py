@@ -110,7 +110,7 @@ def _metadata(stats: PartitionStats) -> dict[str, dg.MetadataValue]:
 
 def _unaccounted(spec: SourceSpec, day: date, stats: PartitionStats, data_dir: Path) -> int:
     """Re-count the files actually written: read - (loaded + duplicates + quarantined)."""
-    lake = data_dir / "lake"
+    lake = paths.lake_dir(data_dir)
     loaded = pq.read_metadata(partition_path(lake, "raw", spec, day)).num_rows
     quarantined = pq.read_metadata(partition_path(lake, "quarantine", spec, day)).num_rows
     return stats.rows_read - (loaded + stats.rows_duplicate + quarantined)
@@ -160,7 +160,7 @@ def build_extract_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         "access_method": spec.access,
         "primary_key": spec.primary_key,
         "event_time": spec.event_time,
-        "lake_path": dg.MetadataValue.path(f"data/lake/raw/{spec.path}/"),
+        "lake_path": dg.MetadataValue.path(str(paths.lake_dir() / "raw" / spec.path)),
     }
     if spec.service_url:
         metadata["service"] = dg.MetadataValue.url(spec.service_url)

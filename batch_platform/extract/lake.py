@@ -44,9 +44,6 @@ from batch_platform.registry import SourceSpec
 PARTITION_FILE = "data.parquet"
 _MASK_FUNCTION = "_platform_mask_pii_record"
 SCRATCH_MEMORY_LIMIT = "512MB"
-QUARANTINE_COLUMNS = (
-    "source VARCHAR, partition DATE, origin VARCHAR, position BIGINT, raw VARCHAR, reason VARCHAR"
-)
 
 
 def partition_path(lake_root: Path, zone: str, spec: SourceSpec, day: date) -> Path:
