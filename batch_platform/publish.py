@@ -314,6 +314,8 @@ SNAPSHOT_TABLES = analyst_tables(_MANIFEST)
     kinds={"duckdb"},
     deps=[table.asset_key for table in SNAPSHOT_TABLES],
     pool=WAREHOUSE_POOL,
+    # Unpartitioned; declared so that a range run of the whole graph is accepted by the CLI.
+    backfill_policy=dg.BackfillPolicy.single_run(),
     description=(
         "The read-only DuckDB file analysts query (`<data>/analytics.duckdb`, "
         "`batch-platform query`): every table of the middle_platform, scenario, channel and "

@@ -165,6 +165,9 @@ _WHOLE = _whole_table_specs()
     can_subset=False,
     op_tags=_WHOLE.op.tags,
     pool=WAREHOUSE_POOL,
+    # Unpartitioned, so every run builds them once; declared so that a range run of any
+    # selection, the whole graph included, is accepted by `dagster asset materialize`.
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def dbt_whole_tables(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """Current-state staging tables, dimensions and whole-table summaries, rebuilt whole."""
