@@ -12,6 +12,7 @@ from batch_platform.automation import apply_policies, automation_sensor
 from batch_platform.dbt_project import DBT_EXECUTABLE, dbt_project, load_manifest
 from batch_platform.extract.factory import build_extract_assets
 from batch_platform.extract.quarantine import build_quarantine_asset
+from batch_platform.partitions import daily_partitions_from_environment
 from batch_platform.publish import analytics_snapshot
 from batch_platform.registry import load_registry
 from batch_platform.schedules import build_catch_up_schedule
@@ -23,16 +24,19 @@ from batch_platform.sensors import (
 from batch_platform.settings import check_settings
 from batch_platform.transform.dbt_assets import (
     SETTLEMENT_DAYS,
-    dbt_partitioned_models,
-    dbt_whole_tables,
+    build_partitioned_models,
+    build_whole_tables,
 )
 
 registry = load_registry(load_manifest())
 settings = check_settings(registry)  # outside the demo, a missing secret stops loading here
-extracts = build_extract_assets(registry)
+days = daily_partitions_from_environment()  # the only place the platform's days are read
+extracts = build_extract_assets(registry, days)
+dbt_partitioned_models = build_partitioned_models(days)
+dbt_whole_tables = build_whole_tables()
 # Everything above the extracts, which the downstream sensor moves in one run per batch of days.
 transforms = [
-    build_quarantine_asset(registry),
+    build_quarantine_asset(registry, days),
     dbt_partitioned_models,
     dbt_whole_tables,
     analytics_snapshot,
@@ -41,16 +45,17 @@ transforms = [
 defs = dg.Definitions(
     assets=[*extracts, *transforms],
     sensors=[
-        build_new_data_sensor(registry),
+        build_new_data_sensor(registry, days),
         build_downstream_sensor(
             extract_keys=[key for asset in extracts for key in asset.keys],
             downstream_keys=[key for asset in transforms for key in asset.keys],
+            partitions=days,
             reach=SETTLEMENT_DAYS,
         ),
         automation_sensor,
         run_failure_alert,
     ],
-    schedules=[build_catch_up_schedule(registry, production=settings.production)],
+    schedules=[build_catch_up_schedule(registry, days, production=settings.production)],
     # One process per run, not one per step: every process loads the dbt manifest again (seconds
     # each), and a run's steps are mostly sequential anyway (dbt holds the warehouse pool).
     executor=dg.in_process_executor,

@@ -30,13 +30,18 @@ def _date_from_env(name: str, default: str | None) -> str | None:
     return value
 
 
-def start_date() -> str:
-    return _date_from_env(START_DATE_ENV, DEFAULT_START_DATE)
+def daily_partitions_from_environment() -> dg.DailyPartitionsDefinition:
+    """The platform's days, from BATCH_PLATFORM_START_DATE / _END_DATE.
 
-
-daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=start_date(), end_date=_date_from_env(END_DATE_ENV, None), timezone="UTC"
-)
+    Called once, when the definitions load (definitions.py), and handed to every builder: no
+    module reads the environment when it is imported, so a test or a second code location can
+    set the dates before building definitions.
+    """
+    return dg.DailyPartitionsDefinition(
+        start_date=_date_from_env(START_DATE_ENV, DEFAULT_START_DATE),
+        end_date=_date_from_env(END_DATE_ENV, None),
+        timezone="UTC",
+    )
 
 
 def partition_day(key: str) -> date:

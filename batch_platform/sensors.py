@@ -37,7 +37,6 @@ from batch_platform import paths
 from batch_platform.extract import api, database
 from batch_platform.extract.events import refusal
 from batch_platform.extract.factory import extract_asset_key
-from batch_platform.partitions import daily_partitions
 from batch_platform.registry import SourceSpec
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -216,7 +215,9 @@ def _merge(*parts: Touched) -> Touched:
     return merged
 
 
-def build_new_data_sensor(specs: list[SourceSpec]) -> dg.SensorDefinition:
+def build_new_data_sensor(
+    specs: list[SourceSpec], partitions: dg.PartitionsDefinition
+) -> dg.SensorDefinition:
     """One sensor for every source, so that a day's new data is one extract run, not several."""
     event_specs = [s for s in specs if s.access == "events"]
     polled = [s for s in specs if s.access in ("database", "api")]
@@ -233,7 +234,7 @@ def build_new_data_sensor(specs: list[SourceSpec]) -> dg.SensorDefinition:
     )
     def new_data_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         state = json.loads(context.cursor) if context.cursor else {}
-        keys = daily_partitions.get_partition_keys()
+        keys = partitions.get_partition_keys()
         landing = LandingCursor.parse(state.get("landing"))
         files = scan_landing(event_specs, paths.landing_dir())
         from_files, landing, skipped = landing_changes(files, landing, set(keys))
@@ -320,7 +321,10 @@ def extracts_in_flight(instance: dg.DagsterInstance, extract_keys: set[dg.AssetK
 
 
 def build_downstream_sensor(
-    extract_keys: list[dg.AssetKey], downstream_keys: list[dg.AssetKey], reach: int
+    extract_keys: list[dg.AssetKey],
+    downstream_keys: list[dg.AssetKey],
+    partitions: dg.PartitionsDefinition,
+    reach: int,
 ) -> dg.SensorDefinition:
     """Takes every day whose extracts changed through everything above them, in one run."""
     downstream = set(downstream_keys)
@@ -337,7 +341,7 @@ def build_downstream_sensor(
     )
     def downstream_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         state = json.loads(context.cursor) if context.cursor else {}
-        keys = daily_partitions.get_partition_keys()
+        keys = partitions.get_partition_keys()
         days, after = new_extract_days(
             context.instance, extract_keys, downstream, int(state.get("after", 0))
         )

@@ -305,15 +305,16 @@ class Pipeline:
         """Runs go to `instance` if given, else to a new SQLite instance in `instance_dir`."""
         import dagster as dg
 
-        from batch_platform.dbt_project import load_manifest
-        from batch_platform.definitions import defs
-        from batch_platform.extract.factory import build_extract_assets
-        from batch_platform.registry import load_registry
-        from batch_platform.transform.dbt_assets import dbt_partitioned_models, dbt_whole_tables
+        from batch_platform.definitions import (
+            dbt_partitioned_models,
+            dbt_whole_tables,
+            defs,
+            extracts,
+        )
 
         self.dg = dg
         self.resources = {"dbt": defs.resources["dbt"]}
-        self.extracts = build_extract_assets(load_registry(load_manifest()))
+        self.extracts = extracts
         self.everything = [*self.extracts, dbt_partitioned_models, dbt_whole_tables]
         self.selections = {
             True: dg.AssetSelection.assets(*self.everything),

@@ -89,14 +89,14 @@ def build_pipeline(data: Path, days: list[str]) -> list[dg.ExecuteInProcessResul
 
     Returns the dbt runs' results (the partitioned range, then the whole tables).
     """
-    from batch_platform.dbt_project import load_manifest
-    from batch_platform.definitions import defs
-    from batch_platform.extract.factory import build_extract_assets
-    from batch_platform.registry import load_registry
-    from batch_platform.transform.dbt_assets import dbt_partitioned_models, dbt_whole_tables
+    from batch_platform.definitions import (
+        dbt_partitioned_models,
+        dbt_whole_tables,
+        defs,
+        extracts,
+    )
 
     resources = {"dbt": defs.resources["dbt"]}
-    extracts = build_extract_assets(load_registry(load_manifest()))
     with demo_apis(data):
         for day in days:
             materialize_ok(extracts, partition_key=day)

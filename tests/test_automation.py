@@ -12,6 +12,7 @@ FACT = dg.AssetKey(["middle_platform", "fct_orders"])
 ITEMS = dg.AssetKey(["middle_platform", "fct_order_items"])
 KPIS = dg.AssetKey(["channel", "channel_daily_kpis"])
 SESSIONS = dg.AssetKey(["staging", "stg_clickstream__sessions"])
+SESSIONS_RAW = dg.AssetKey(["raw", "clickstream", "sessions"])
 NOW = datetime(2026, 3, 20, 12)
 
 
@@ -20,18 +21,30 @@ def days(first: str, count: int) -> set[str]:
     return {(start + timedelta(days=i)).date().isoformat() for i in range(count)}
 
 
-def test_an_upstream_day_updating_requests_exactly_the_days_downstream_that_read_it():
+def test_an_extract_update_is_left_to_the_downstream_sensor():
+    """Automation does not climb the graph after an extract: that is one downstream run."""
+    with dg.instance_for_test() as instance:
+        baseline = dg.evaluate_automation_conditions(defs, instance, evaluation_time=NOW)
+        instance.report_runless_asset_event(dg.AssetMaterialization(ORDERS, partition="2026-03-05"))
+        result = dg.evaluate_automation_conditions(
+            defs, instance, evaluation_time=NOW, cursor=baseline.cursor
+        )
+        assert result.total_requested == 0
+
+
+def test_a_model_rebuilt_by_hand_requests_exactly_the_days_downstream_that_read_it():
     with dg.instance_for_test() as instance:
         # The sessions of those days were built before; marts wait for inputs that exist.
         for day in days("2026-02-20", 28):
             instance.report_runless_asset_event(dg.AssetMaterialization(SESSIONS, partition=day))
         baseline = dg.evaluate_automation_conditions(defs, instance, evaluation_time=NOW)
-        # A late file re-opened an old day of the orders extract.
-        instance.report_runless_asset_event(dg.AssetMaterialization(ORDERS, partition="2026-03-05"))
+        # Someone rebuilt an old day of the order events' staging model from the UI.
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(STAGING, partition="2026-03-05")
+        )
         result = dg.evaluate_automation_conditions(
             defs, instance, evaluation_time=NOW, cursor=baseline.cursor
         )
-        assert result.get_requested_partitions(STAGING) == {"2026-03-05"}
         assert result.get_requested_partitions(ITEMS) == {"2026-03-05"}
         # Order-keyed models read events a settlement period (7 days) around their day, and the
         # marts above them follow in the same tick (one run, in dependency order).
@@ -40,14 +53,10 @@ def test_an_upstream_day_updating_requests_exactly_the_days_downstream_that_read
         assert result.get_requested_partitions(KPIS) == window
         # Nothing upstream of the change, and no other day, is touched.
         assert result.get_requested_partitions(ORDERS) == set()
+        assert result.get_requested_partitions(STAGING) == set()
 
         # The requested run materialises them; the next tick requests nothing again.
-        for key, partitions in (
-            (STAGING, {"2026-03-05"}),
-            (ITEMS, {"2026-03-05"}),
-            (FACT, window),
-            (KPIS, window),
-        ):
+        for key, partitions in ((ITEMS, {"2026-03-05"}), (FACT, window), (KPIS, window)):
             for partition in partitions:
                 instance.report_runless_asset_event(
                     dg.AssetMaterialization(key, partition=partition)
@@ -62,7 +71,9 @@ def test_an_upstream_day_updating_requests_exactly_the_days_downstream_that_read
 def test_a_mart_waits_until_the_days_it_joins_exist():
     with dg.instance_for_test() as instance:
         baseline = dg.evaluate_automation_conditions(defs, instance, evaluation_time=NOW)
-        instance.report_runless_asset_event(dg.AssetMaterialization(ORDERS, partition="2026-03-05"))
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(STAGING, partition="2026-03-05")
+        )
         result = dg.evaluate_automation_conditions(
             defs, instance, evaluation_time=NOW, cursor=baseline.cursor
         )
@@ -71,15 +82,66 @@ def test_a_mart_waits_until_the_days_it_joins_exist():
         assert result.get_requested_partitions(KPIS) == set()
 
 
+def downstream_tick(instance, cursor=None):
+    sensor = defs.get_sensor_def("downstream_sensor")
+    context = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
+    return sensor.evaluate_tick(context)
+
+
+def test_the_downstream_sensor_takes_changed_days_and_their_window_in_one_run():
+    downstream = {key for asset in defs.assets for key in asset.keys if key.path[0] != "raw"} | {
+        dg.AssetKey(["raw", "platform", "quarantine"])
+    }
+    with dg.instance_for_test() as instance:
+        first = downstream_tick(instance)
+        assert first.run_requests == []
+        # Two extracts of one day, and a late file re-extracted for a day two days earlier.
+        for key, day in (
+            (ORDERS, "2026-03-05"),
+            (SESSIONS_RAW, "2026-03-05"),
+            (ORDERS, "2026-03-03"),
+        ):
+            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=day))
+        result = downstream_tick(instance, first.cursor)
+        [request] = result.run_requests
+        assert set(request.asset_selection) == downstream
+        # The days touched, widened by the settlement window, in one range run.
+        assert request.tags["dagster/asset_partition_range_start"] == "2026-02-24"
+        assert request.tags["dagster/asset_partition_range_end"] == "2026-03-12"
+        # Nothing new: nothing requested, however often it ticks.
+        assert downstream_tick(instance, result.cursor).run_requests == []
+
+
+def test_the_downstream_sensor_waits_for_unfinished_extract_runs():
+    with dg.instance_for_test() as instance:
+        first = downstream_tick(instance)
+        instance.report_runless_asset_event(dg.AssetMaterialization(ORDERS, partition="2026-03-05"))
+        # Another extract run is still queued: its days should share the downstream run.
+        queued = instance.create_run_for_job(
+            defs.resolve_implicit_global_asset_job_def(),
+            asset_selection=frozenset({SESSIONS_RAW}),
+            tags={"dagster/partition": "2026-03-06"},
+        )
+        waiting = downstream_tick(instance, first.cursor)
+        assert waiting.run_requests == []
+        instance.report_run_failed(queued)
+        result = downstream_tick(instance, waiting.cursor)
+        [request] = result.run_requests
+        assert request.tags["dagster/asset_partition_range_start"] == "2026-02-26"
+        assert request.tags["dagster/asset_partition_range_end"] == "2026-03-12"
+
+
 def test_the_catch_up_schedule_is_off_in_dev_on_in_production_and_asks_for_yesterday():
     from batch_platform.dbt_project import load_manifest
+    from batch_platform.partitions import daily_partitions_from_environment
     from batch_platform.registry import load_registry
     from batch_platform.schedules import build_catch_up_schedule
 
     specs = load_registry(load_manifest())
-    stopped = build_catch_up_schedule(specs, production=False)
+    days = daily_partitions_from_environment()
+    stopped = build_catch_up_schedule(specs, days, production=False)
     assert stopped.default_status == dg.DefaultScheduleStatus.STOPPED
-    schedule = build_catch_up_schedule(specs, production=True)
+    schedule = build_catch_up_schedule(specs, days, production=True)
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from batch_platform.dbt_project import load_manifest
+from batch_platform.definitions import days as platform_days
 from batch_platform.extract.api import ApiRejected, ApiSettings, ApiUnavailable, extract_api
 from batch_platform.extract.events import MissingColumnError
 from batch_platform.extract.factory import ROWS_ACCOUNTED_FOR, build_extract_asset
@@ -285,7 +286,9 @@ def test_dagster_materialises_an_api_extract_with_its_accounting_check(
     monkeypatch.setenv("BATCH_PLATFORM_API_TOKEN", TOKEN)
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     spec = specs["promotions/campaigns"]
-    result = dg.materialize([build_extract_asset(spec)], partition_key=START.isoformat())
+    result = dg.materialize(
+        [build_extract_asset(spec, platform_days)], partition_key=START.isoformat()
+    )
     assert result.success
     [materialization] = result.get_asset_materialization_events()
     metadata = materialization.materialization.metadata

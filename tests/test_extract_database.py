@@ -24,6 +24,7 @@ import stamina
 import stamina.instrumentation
 
 from batch_platform.dbt_project import load_manifest
+from batch_platform.definitions import days as platform_days
 from batch_platform.extract import database
 from batch_platform.extract.database import (
     DatabaseSourceError,
@@ -329,7 +330,7 @@ def test_dagster_materialises_a_database_extract(specs, tmp_path, monkeypatch):
     data_dir = tmp_path / "data"
     make_inventory_sqlite(data_dir / "services" / "inventory.sqlite")
     monkeypatch.setenv(DATA_DIR_ENV, str(data_dir))
-    asset = build_extract_asset(specs["inventory__stock_movements"])
+    asset = build_extract_asset(specs["inventory__stock_movements"], platform_days)
 
     result = dg.materialize([asset], partition_key=DAY.isoformat())
 

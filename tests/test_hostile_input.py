@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from batch_platform.dbt_project import load_manifest
+from batch_platform.definitions import days as platform_days
 from batch_platform.extract.contract import MAX_RECORD_BYTES
 from batch_platform.extract.database import DatabaseSourceError, extract_database
 from batch_platform.extract.events import extract_events
@@ -170,7 +171,9 @@ def test_hostile_event_files_are_quarantined_with_reasons_and_accounted_for(
         write(folder, name, content)
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
 
-    result = dg.materialize([build_extract_asset(spec)], partition_key=DAY.isoformat())
+    result = dg.materialize(
+        [build_extract_asset(spec, platform_days)], partition_key=DAY.isoformat()
+    )
 
     assert result.success
     [check] = result.get_asset_check_evaluations()
@@ -393,7 +396,7 @@ def test_partition_keys_carrying_sql_are_refused_before_anything_runs(
     with pytest.raises(ValueError, match="partition key must be a day like 2026-03-01"):
         partition_day(key)
     with pytest.raises(dg.DagsterUnknownPartitionError, match="Could not find a partition"):
-        dg.materialize([build_extract_asset(spec)], partition_key=key)
+        dg.materialize([build_extract_asset(spec, platform_days)], partition_key=key)
     assert not (tmp_path / "lake").exists()
 
 

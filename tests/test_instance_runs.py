@@ -37,6 +37,7 @@ from dagster_ui import BIN, free_port, graphql, http_ok, process_groups, stop_se
 from support import LANDSCAPE_START, postgres_url
 
 from batch_platform.dbt_project import load_manifest
+from batch_platform.definitions import days as platform_days
 from batch_platform.extract.factory import build_extract_asset
 from batch_platform.paths import DATA_DIR_ENV, DBT_PROJECT_DIR, PROJECT_ROOT
 from batch_platform.pii import SALT_ENV
@@ -152,7 +153,7 @@ def instance_runs(pipeline, tmp_path_factory):
                     extracts += ["customers/customers", "inventory/stock_levels"]
                 extract_runs = {
                     path: dg.materialize(
-                        [build_extract_asset(specs[path])],
+                        [build_extract_asset(specs[path], platform_days)],
                         partition_key=DAY,
                         instance=instance,
                         raise_on_error=False,

@@ -12,6 +12,7 @@ import pytest
 from support import requested_pairs
 
 from batch_platform.dbt_project import load_manifest
+from batch_platform.definitions import days as platform_days
 from batch_platform.definitions import defs
 from batch_platform.registry import load_registry
 from batch_platform.sensors import build_new_data_sensor
@@ -31,7 +32,7 @@ def event_sources():
 
 @pytest.fixture
 def sensor() -> dg.SensorDefinition:
-    return build_new_data_sensor(event_sources())
+    return build_new_data_sensor(event_sources(), platform_days)
 
 
 def deliver(root: Path, relative: str, text: str = '{"event_id": "x"}\n') -> Path:
@@ -101,7 +102,7 @@ def test_after_a_restart_nothing_is_repeated_or_missed(landing, sensor):
     stamp = seen.stat().st_mtime_ns
     twin = deliver(landing, "clickstream/sessions/dt=2026-03-01/2026-03-01-000.jsonl")
     os.utime(twin, ns=(stamp, stamp))
-    restarted = build_new_data_sensor(event_sources())
+    restarted = build_new_data_sensor(event_sources(), platform_days)
     requests, cursor = evaluate(restarted, cursor)
     assert requests == [("raw/clickstream/sessions", "2026-03-01")]
     assert evaluate(restarted, cursor)[0] == []

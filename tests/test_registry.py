@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from batch_platform.dbt_project import ensure_manifest, load_manifest
+from batch_platform.definitions import days as platform_days
 from batch_platform.demo_mode import ENV, SHARED_API_TOKEN_ENV
 from batch_platform.extract.factory import build_extract_asset, build_extract_assets
 from batch_platform.paths import DATA_DIR_ENV, DBT_PROJECT_DIR
@@ -160,7 +161,7 @@ def test_adding_a_service_as_documented_adds_its_asset_and_its_production_secret
     declared = declared_extracts(project)
     assert declared["loyalty/points"] == "api"
     assert {s.path: s.access for s in specs} == declared
-    keys = {asset.key for asset in build_extract_assets(specs)}
+    keys = {asset.key for asset in build_extract_assets(specs, platform_days)}
     assert dg.AssetKey(["raw", "loyalty", "points"]) in keys
 
     monkeypatch.setenv(ENV, "production")
@@ -173,6 +174,6 @@ def test_adding_a_service_as_documented_adds_its_asset_and_its_production_secret
 def test_an_extract_asset_points_at_the_lake_of_the_configured_data_folder(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     spec = next(s for s in load_registry(load_manifest()) if s.path == "orders/order_events")
-    asset = build_extract_asset(spec)
+    asset = build_extract_asset(spec, platform_days)
     lake_path = asset.metadata_by_key[asset.key]["lake_path"]
     assert Path(lake_path.path) == tmp_path / "lake" / "raw" / "orders" / "order_events"

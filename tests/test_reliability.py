@@ -29,6 +29,7 @@ import pytest
 from support import LANDSCAPE_START, expected_counts
 
 from batch_platform.dbt_project import load_manifest
+from batch_platform.definitions import days as platform_days
 from batch_platform.extract.api import ApiSettings, ApiUnavailable, extract_api
 from batch_platform.extract.events import extract_events
 from batch_platform.extract.factory import EXTRACTORS, build_extract_asset
@@ -264,7 +265,7 @@ def test_a_database_source_that_is_gone_or_renamed_fails_the_run_naming_it_and_w
     database = _inventory(tmp_path / "db" / "inventory.sqlite")
     monkeypatch.setenv("INVENTORY_DB_URL", f"sqlite:///{database}")
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
-    asset = build_extract_asset(spec)
+    asset = build_extract_asset(spec, platform_days)
     assert dg.materialize([asset], partition_key=DAY.isoformat()).success
     files = partition_files(tmp_path, spec)
     before = [f.read_bytes() for f in files]

@@ -261,8 +261,7 @@ def backfill_selection() -> list[dg.AssetKey]:
     The two scenario models join current-state tables (unpartitioned, built by a whole-table
     run), which a fresh landscape does not have yet, so they are left out.
     """
-    from batch_platform.definitions import defs
-    from batch_platform.transform.dbt_assets import dbt_partitioned_models
+    from batch_platform.definitions import dbt_partitioned_models, defs
 
     graph = defs.resolve_asset_graph()
 

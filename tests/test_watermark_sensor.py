@@ -8,9 +8,9 @@ import pytest
 from support import demo_apis, postgres_url, requested_pairs
 
 from batch_platform.dbt_project import load_manifest
+from batch_platform.definitions import days as platform_days
 from batch_platform.definitions import defs
 from batch_platform.extract.database import changed_days
-from batch_platform.partitions import daily_partitions
 from batch_platform.registry import load_registry
 from batch_platform.sensors import build_new_data_sensor, watermark_changes
 from batch_platform.simulator import simulate
@@ -30,7 +30,7 @@ def polled_sources():
 
 def poll(cursor=None):
     """What the sensor's watermark half finds: (source, day) pairs with new rows, and cursor."""
-    keys = set(daily_partitions.get_partition_keys())
+    keys = set(platform_days.get_partition_keys())
     touched, cursor = watermark_changes(polled_sources(), cursor or {}, keys, logging.getLogger())
     pairs = sorted((path, day) for day, sources in touched.items() for path in sources)
     return pairs, cursor
@@ -64,7 +64,7 @@ def test_first_poll_finds_every_day_with_rows_then_nothing(data_dir):
 def test_a_fresh_instance_extracts_all_history_in_one_run_then_nothing(data_dir):
     """The bootstrap: the first tick sees every day of every source and asks for ONE run."""
     truth = json.loads((data_dir / "landscape.json").read_text())
-    sensor = build_new_data_sensor(load_registry(load_manifest()))
+    sensor = build_new_data_sensor(load_registry(load_manifest()), platform_days)
     with demo_apis(data_dir), dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance, definitions=defs)
         result = sensor.evaluate_tick(context)

@@ -19,7 +19,7 @@ from batch_platform.extract.api import extract_api
 from batch_platform.extract.database import DatabaseSourceError, extract_database
 from batch_platform.extract.events import MissingColumnError, extract_events
 from batch_platform.extract.lake import PartitionStats, partition_path
-from batch_platform.partitions import daily_partitions, partition_day
+from batch_platform.partitions import partition_day
 from batch_platform.registry import SourceSpec
 
 ROWS_ACCOUNTED_FOR = "rows_accounted_for"
@@ -152,7 +152,9 @@ def _run_extractor(
         raise dg.Failure(description=str(error), allow_retries=False) from None
 
 
-def build_extract_asset(spec: SourceSpec) -> dg.AssetsDefinition:
+def build_extract_asset(
+    spec: SourceSpec, partitions: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
     key = extract_asset_key(spec)
     extractor = EXTRACTORS[spec.access]
     metadata: dict[str, object] = {
@@ -173,7 +175,7 @@ def build_extract_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         kinds=_KINDS[spec.access],
         tags={"service": spec.service, "access": spec.access, "layer": "raw"},
         metadata=metadata,
-        partitions_def=daily_partitions,
+        partitions_def=partitions,
         # A backfill is one run that walks its days: no process start-up per day.
         backfill_policy=dg.BackfillPolicy.single_run(),
         code_version=_code_version(spec),
@@ -217,6 +219,8 @@ def build_extract_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     return _extract
 
 
-def build_extract_assets(specs: list[SourceSpec]) -> list[dg.AssetsDefinition]:
+def build_extract_assets(
+    specs: list[SourceSpec], partitions: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
     """One asset per registry entry."""
-    return [build_extract_asset(spec) for spec in specs]
+    return [build_extract_asset(spec, partitions) for spec in specs]

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from batch_platform import paths
 from batch_platform.extract.factory import extract_asset_key
 from batch_platform.extract.lake import partition_path
-from batch_platform.partitions import daily_partitions, partition_day
+from batch_platform.partitions import partition_day
 from batch_platform.registry import SourceSpec
 
 QUARANTINE_KEY = dg.AssetKey(["raw", "platform", "quarantine"])
@@ -53,7 +53,9 @@ def day_figures(specs: list[SourceSpec], day: date) -> dict[str, object]:
     }
 
 
-def build_quarantine_asset(specs: list[SourceSpec]) -> dg.AssetsDefinition:
+def build_quarantine_asset(
+    specs: list[SourceSpec], partitions: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
     @dg.asset(
         key=QUARANTINE_KEY,
         deps=[extract_asset_key(spec) for spec in specs],
@@ -61,7 +63,7 @@ def build_quarantine_asset(specs: list[SourceSpec]) -> dg.AssetsDefinition:
         owners=["team:data-platform"],
         kinds={"parquet"},
         tags={"layer": "raw"},
-        partitions_def=daily_partitions,
+        partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         metadata={"lake_path": dg.MetadataValue.path(str(paths.lake_dir() / "quarantine"))},
         description=(

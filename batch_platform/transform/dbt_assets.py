@@ -27,7 +27,6 @@ from dagster_dbt import (
 )
 
 from batch_platform.dbt_project import dbt_project, ensure_manifest
-from batch_platform.partitions import daily_partitions
 from batch_platform.paths import warehouse_path
 from batch_platform.transform.dbt_vars import build_args
 from batch_platform.transform.table_metrics import with_table_metrics
@@ -121,23 +120,33 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     )
 
 
-@dbt_assets(
-    manifest=ensure_manifest(),
-    project=dbt_project,
-    select=PARTITIONED,
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    dagster_dbt_translator=translator,
-    pool=WAREHOUSE_POOL,
-    name="dbt_partitioned_models",
-)
-def dbt_partitioned_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def build_partitioned_models(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """Incremental models: replace exactly the partition window, in one dbt invocation."""
-    yield from _build(context, dbt)
+
+    @dbt_assets(
+        manifest=ensure_manifest(),
+        project=dbt_project,
+        select=PARTITIONED,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        dagster_dbt_translator=translator,
+        pool=WAREHOUSE_POOL,
+        name="dbt_partitioned_models",
+    )
+    def dbt_partitioned_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        """Incremental models: replace exactly the partition window, in one dbt invocation."""
+        yield from _build(context, dbt)
+
+    return dbt_partitioned_models
 
 
-def _whole_table_specs() -> dg.AssetsDefinition:
-    """dagster-dbt's specs for the whole tables (keys, deps, checks, descriptions, code refs)."""
+def build_whole_tables() -> dg.AssetsDefinition:
+    """Current-state staging tables, dimensions and whole-table summaries, all or nothing.
+
+    dagster-dbt's `@dbt_assets` always allows a subset, so its specs (keys, deps, checks,
+    descriptions, code references) are taken from one and rebuilt as a multi-asset that
+    cannot be subset.
+    """
 
     @dbt_assets(
         manifest=ensure_manifest(),
@@ -146,29 +155,25 @@ def _whole_table_specs() -> dg.AssetsDefinition:
         dagster_dbt_translator=translator,
         name="dbt_whole_tables",
     )
-    def _specs(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    def specs(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         yield from _build(context, dbt)
 
-    return _specs
+    @dg.multi_asset(
+        name="dbt_whole_tables",
+        specs=list(specs.specs),
+        check_specs=list(specs.check_specs),
+        # All or nothing: rebuilding every whole table costs one dbt start-up, like rebuilding
+        # one, and a dimension selected alone would otherwise fail on a fresh warehouse because
+        # the current-state table it joins was never built.
+        can_subset=False,
+        op_tags=specs.op.tags,
+        pool=WAREHOUSE_POOL,
+        # Unpartitioned, so every run builds them once; declared so that a range run of any
+        # selection, the whole graph included, is accepted by `dagster asset materialize`.
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def dbt_whole_tables(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        """Current-state staging tables, dimensions and whole-table summaries, rebuilt whole."""
+        yield from _build(context, dbt)
 
-
-_WHOLE = _whole_table_specs()
-
-
-@dg.multi_asset(
-    name="dbt_whole_tables",
-    specs=list(_WHOLE.specs),
-    check_specs=list(_WHOLE.check_specs),
-    # All or nothing: rebuilding every whole table costs one dbt start-up, like rebuilding one,
-    # and a dimension selected alone would otherwise fail on a fresh warehouse because the
-    # current-state table it joins was never built.
-    can_subset=False,
-    op_tags=_WHOLE.op.tags,
-    pool=WAREHOUSE_POOL,
-    # Unpartitioned, so every run builds them once; declared so that a range run of any
-    # selection, the whole graph included, is accepted by `dagster asset materialize`.
-    backfill_policy=dg.BackfillPolicy.single_run(),
-)
-def dbt_whole_tables(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Current-state staging tables, dimensions and whole-table summaries, rebuilt whole."""
-    yield from _build(context, dbt)
+    return dbt_whole_tables
