@@ -1,10 +1,15 @@
-"""A backfill of a range is ONE run with ONE dbt invocation, and equals day-by-day runs."""
+"""A backfill of a range is ONE run with ONE dbt invocation, and equals day-by-day runs.
+
+The range run is launched as a user would from the command line, for the whole graph:
+`dagster asset materialize -m batch_platform.definitions --select '*' --partition-range A...B`.
+"""
 
 import os
 import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -17,13 +22,15 @@ from batch_platform.simulator import simulate
 pytestmark = pytest.mark.slow
 
 DAYS = [(date(2026, 3, 1) + timedelta(days=i)).isoformat() for i in range(2)]
-# Facts and marts built from partitioned data only. Marts that join a current-state dimension
-# (product names, campaign names) show the dimension as of the run, by design.
+# Every partitioned fact and mart (none of them reads a current-state table, so each day's
+# partition is the same however and whenever it was built).
 TABLES = [
     "middle_platform.fct_orders",
     "middle_platform.fct_order_items",
     "middle_platform.fct_payments",
     "middle_platform.fct_inventory_daily",
+    "scenario.hot_selling_products_daily",
+    "scenario.promotion_performance_daily",
     "channel.channel_daily_kpis",
     "consistency.reconciliation_breaks",
     "consistency.reconciliation_daily_summary",
@@ -72,23 +79,41 @@ def test_a_backfill_is_one_run_and_equals_day_by_day_runs(tmp_path, monkeypatch)
     shutil.copytree(landscape, one_run)
     shutil.copytree(landscape, by_day)
 
+    # The whole graph for the range: one command, one run (the instance `make dev` uses).
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("BATCH_PLATFORM_DATA_DIR", str(one_run))
-    with dg.DagsterInstance.ephemeral() as instance:  # in memory: no event-log fsyncs
-        materialize(
-            one_run,
-            instance,
-            NOT_PUBLISHED,
-            tags={
-                "dagster/asset_partition_range_start": DAYS[0],
-                "dagster/asset_partition_range_end": DAYS[-1],
-            },
+    with demo_apis(one_run):
+        subprocess.run(
+            [
+                str(Path(sys.executable).with_name("dagster")),
+                "asset",
+                "materialize",
+                "-m",
+                "batch_platform.definitions",
+                "--select",
+                "*",
+                "--partition-range",
+                f"{DAYS[0]}...{DAYS[-1]}",
+            ],
+            env={**os.environ, "DAGSTER_HOME": str(home)},
+            cwd=PROJECT_ROOT,
+            check=True,
+            capture_output=True,
+            timeout=600,
         )
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_run_records()
         assert len(runs) == 1
+        assert runs[0].dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        every_asset = {key for asset in defs.assets for key in asset.keys}
+        assert set(runs[0].dagster_run.asset_selection) == every_asset
         commands = dbt_commands(instance, runs[0].dagster_run.run_id)
         partitioned = [c for c in commands if '"min_date"' in c]
         assert len(partitioned) == 1, commands
         assert '"max_date": "2026-03-03", "min_date": "2026-03-01"' in partitioned[0]
+    assert (one_run / "analytics.duckdb").exists()
 
     # Day by day, each asset in its own single-day runs: extracts, then staging, then the
     # marts (which read their neighbours' staging days), then the whole-table models.

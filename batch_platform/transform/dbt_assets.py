@@ -3,16 +3,14 @@
 Incremental models are daily-partitioned: Dagster passes the partition window as dbt vars and
 a backfill of any range is ONE dbt invocation in ONE run (`BackfillPolicy.single_run`). The
 other models (current-state staging tables, dimensions, whole-table summaries) are unpartitioned
-and rebuilt whole, all together. Everything that writes the warehouse takes the
+and rebuilt whole. Everything that writes the warehouse takes the
 `duckdb_warehouse` pool, which the instance limits to one writer at a time, because DuckDB
 allows one writer.
 
 Two multi-assets, in the order a build needs them: the partitioned models read only the lake
 and each other (never a whole table: a daily partition must not freeze a current-state value,
 or an incremental build would differ from a full rebuild), then the whole tables, which may
-read anything below them. The whole tables cannot be built in part: selecting any of them (a
-dimension downstream of an order fact, say) builds all of them, so a current-state table a
-dimension reads always exists, even on a fresh warehouse.
+read anything below them.
 """
 
 from collections.abc import Mapping
@@ -141,33 +139,15 @@ def build_partitioned_models(partitions: dg.PartitionsDefinition) -> dg.AssetsDe
 
 
 def build_whole_tables() -> dg.AssetsDefinition:
-    """Current-state staging tables, dimensions and whole-table summaries, all or nothing.
-
-    dagster-dbt's `@dbt_assets` always allows a subset, so its specs (keys, deps, checks,
-    descriptions, code references) are taken from one and rebuilt as a multi-asset that
-    cannot be subset.
-    """
+    """Current-state staging tables, dimensions and whole-table summaries, rebuilt whole."""
 
     @dbt_assets(
         manifest=ensure_manifest(),
         project=dbt_project,
         select=WHOLE_TABLES,
         dagster_dbt_translator=translator,
-        name="dbt_whole_tables",
-    )
-    def specs(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        yield from _build(context, dbt)
-
-    @dg.multi_asset(
-        name="dbt_whole_tables",
-        specs=list(specs.specs),
-        check_specs=list(specs.check_specs),
-        # All or nothing: rebuilding every whole table costs one dbt start-up, like rebuilding
-        # one, and a dimension selected alone would otherwise fail on a fresh warehouse because
-        # the current-state table it joins was never built.
-        can_subset=False,
-        op_tags=specs.op.tags,
         pool=WAREHOUSE_POOL,
+        name="dbt_whole_tables",
         # Unpartitioned, so every run builds them once; declared so that a range run of any
         # selection, the whole graph included, is accepted by `dagster asset materialize`.
         backfill_policy=dg.BackfillPolicy.single_run(),
