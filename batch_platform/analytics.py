@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import click
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -202,23 +204,142 @@ def write_json(result: pa.Table, stream: TextIO) -> None:
     stream.write("\n")
 
 
-def render_table(result: pa.Table, console: Console) -> None:
-    """A rich table for the terminal, at most TABLE_ROWS_SHOWN rows (the caption says so)."""
-    table = Table(show_lines=False, header_style="bold")
-    for field in result.schema:
-        numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
-        numeric = numeric or pa.types.is_decimal(field.type)
-        table.add_column(field.name, justify="right" if numeric else "left")
-    for row in _rows(result, TABLE_ROWS_SHOWN):
+# Reading at 80 columns: text that does not fit is cut with an ellipsis (unless --wide), but a
+# text column is never squeezed below TEXT_MIN characters to make room for the others.
+TEXT_MIN = 8
+# Rich's default box: one border before each column and after the last, one space each side.
+_BORDER_PER_COLUMN = 3
+
+
+def _is_number(data_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_integer(data_type)
+        or pa.types.is_floating(data_type)
+        or pa.types.is_decimal(data_type)
+    )
+
+
+def _is_text(data_type: pa.DataType) -> bool:
+    """Columns whose values may be long prose: cut to fit. Numbers and dates are never cut."""
+    return not (_is_number(data_type) or pa.types.is_temporal(data_type))
+
+
+def readable_number(value: float | Decimal) -> str:
+    """A number rounded for reading: two decimals from 1 up, three significant digits below.
+
+    Exact decimals with at most two places (money) are shown as they are; integers never
+    reach here. csv, json and parquet always carry the exact value.
+    """
+    if isinstance(value, Decimal):
+        if not value.is_finite() or value.as_tuple().exponent >= -2:
+            return str(value)
+    elif not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
+def display_cell(value: Any, wide: bool) -> str:
+    """How one value reads in the terminal table; `wide` shows it exactly as str() does."""
+    if value is None:
+        return "NULL"
+    if not wide and isinstance(value, float | Decimal) and not isinstance(value, bool):
+        return readable_number(value)
+    return str(value)
+
+
+def column_widths(
+    headers: list[str], columns: list[list[str]], text: list[bool], width: int | None
+) -> list[int] | None:
+    """Each column's width so the table fits in `width` characters, or None if it cannot.
+
+    Numbers, dates and headers of those columns keep their full width; text columns give way,
+    the widest first, down to TEXT_MIN. `width=None` (--wide) fits everything in full.
+    """
+    widths = [
+        max([cell_len(header), *(cell_len(cell) for cell in cells)])
+        for header, cells in zip(headers, columns, strict=True)
+    ]
+    if width is None:
+        return widths
+    budget = width - _BORDER_PER_COLUMN * len(widths) - 1
+    while sum(widths) > budget:
+        shrinkable = [i for i, is_text in enumerate(text) if is_text and widths[i] > TEXT_MIN]
+        if not shrinkable:
+            return None
+        widest = max(shrinkable, key=lambda i: widths[i])
+        widths[widest] = max(TEXT_MIN, widths[widest] - (sum(widths) - budget))
+    return widths
+
+
+def print_rows(
+    headers: list[str],
+    numeric: list[bool],
+    text: list[bool],
+    rows: list[list[str]],
+    caption: str,
+    console: Console,
+    wide: bool,
+) -> None:
+    """A table that fits the terminal; if even cut text cannot fit, one block per row.
+
+    With `wide` nothing is cut: the console is widened to the table's full width (pipe it to
+    `less -S` to scroll sideways).
+    """
+    columns = [list(column) for column in zip(*rows, strict=True)] or [[] for _ in headers]
+    widths = column_widths(headers, columns, text, None if wide else console.width)
+    if wide:
+        full = sum(widths) + _BORDER_PER_COLUMN * len(widths) + 1
+        console = Console(width=max(console.width, full, cell_len(caption)), file=console.file)
+    if widths is None:
+        _print_records(headers, rows, caption, console)
+        return
+    table = Table(header_style="bold", caption=caption)
+    for header, is_number, size in zip(headers, numeric, widths, strict=True):
+        table.add_column(
+            header,
+            justify="right" if is_number else "left",
+            width=size,
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+    for row in rows:
         # Text, not str: rich would read a value like "[red]" as markup
-        table.add_row(*(Text("NULL" if value is None else str(value)) for value in row))
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table)
+
+
+def _print_records(headers: list[str], rows: list[list[str]], caption: str, console: Console):
+    """One block per row, `column  value` per line: for results too wide for any table."""
+    name_width = max(cell_len(header) for header in headers)
+    value_width = max(TEXT_MIN, console.width - name_width - 2)
+    for number, row in enumerate(rows, 1):
+        console.rule(f"row {number}", align="left", style="dim")
+        for header, cell in zip(headers, row, strict=True):
+            line = Text(header.ljust(name_width), style="bold")
+            value = Text(cell)
+            value.truncate(value_width, overflow="ellipsis")
+            console.print(line + Text("  ") + value, no_wrap=True, overflow="ellipsis")
+    console.print(Text(caption, style="dim italic"))
+
+
+def render_table(result: pa.Table, console: Console, wide: bool = False) -> None:
+    """The result for the terminal, at most TABLE_ROWS_SHOWN rows (the caption says so).
+
+    Numbers are rounded for reading and long text cut with an ellipsis so the table fits the
+    terminal; `wide` shows every value in full.
+    """
+    numeric = [_is_number(field.type) for field in result.schema]
+    text = [_is_text(field.type) for field in result.schema]
+    rows = [[display_cell(value, wide) for value in row] for row in _rows(result, TABLE_ROWS_SHOWN)]
     shown = min(result.num_rows, TABLE_ROWS_SHOWN)
-    table.caption = f"{result.num_rows} rows" + (
+    caption = f"{result.num_rows} rows" + (
         f" (first {shown} shown; use --format csv/json/parquet for all)"
         if shown < result.num_rows
         else ""
     )
-    console.print(table)
+    print_rows(list(result.column_names), numeric, text, rows, caption, console, wide)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -249,10 +370,18 @@ def _one_line(error: Exception) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The snapshot to query (default: <data>/analytics.duckdb).",
 )
-def query(sql: str, output_format: str, output: Path | None, snapshot: Path | None) -> None:
+@click.option(
+    "--wide",
+    is_flag=True,
+    help="table format: every value in full and unrounded, however wide the table gets.",
+)
+def query(
+    sql: str, output_format: str, output: Path | None, snapshot: Path | None, wide: bool
+) -> None:
     """Run one read-only SQL statement against the published analytics snapshot.
 
-    Anything but a read (SELECT, EXPLAIN SELECT) is refused before it runs (exit 2).
+    Anything but a read (SELECT, EXPLAIN SELECT) is refused before it runs (exit 2). The table
+    format rounds numbers and cuts long text to fit the terminal; csv, json and parquet are exact.
     """
     if output_format == "parquet" and output is None:
         raise click.UsageError("--format parquet writes a file: give --output FILE")
@@ -265,7 +394,7 @@ def query(sql: str, output_format: str, output: Path | None, snapshot: Path | No
     except duckdb.Error as error:
         _fail(_one_line(error), EXIT_SQL_ERROR)
     if output_format == "table":
-        render_table(result, Console())
+        render_table(result, Console(), wide)
     elif output_format == "parquet":
         pq.write_table(result, output)
     else:
@@ -285,7 +414,8 @@ def query(sql: str, output_format: str, output: Path | None, snapshot: Path | No
     type=click.Path(dir_okay=False, path_type=Path),
     help="The snapshot to list (default: <data>/analytics.duckdb).",
 )
-def tables(snapshot: Path | None) -> None:
+@click.option("--wide", is_flag=True, help="Show every description in full.")
+def tables(snapshot: Path | None, wide: bool) -> None:
     """List the snapshot's tables with their schema, description and row count."""
     try:
         infos = list_tables(snapshot or snapshot_path())
@@ -293,11 +423,13 @@ def tables(snapshot: Path | None) -> None:
         _fail(str(missing), EXIT_REFUSED)
     except duckdb.Error as error:
         _fail(_one_line(error), EXIT_SQL_ERROR)
-    table = Table(header_style="bold", caption=f"{len(infos)} tables")
-    table.add_column("schema", overflow="fold")
-    table.add_column("table", overflow="fold")
-    table.add_column("rows", justify="right")
-    table.add_column("description")
-    for info in infos:
-        table.add_row(Text(info.schema), Text(info.name), str(info.rows), Text(info.description))
-    Console().print(table)
+    rows = [[info.schema, info.name, str(info.rows), info.description] for info in infos]
+    print_rows(
+        ["schema", "table", "rows", "description"],
+        [False, False, True, False],
+        [True, True, False, True],
+        rows,
+        f"{len(infos)} tables",
+        Console(),
+        wide,
+    )

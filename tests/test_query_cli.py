@@ -50,9 +50,16 @@ def snapshot_data(pipeline, tmp_path_factory) -> Path:
     return folder
 
 
-def run(data: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """The CLI with `data` as its data folder and a wide terminal, so tables do not wrap."""
-    env = {"PATH": str(CLI.parent), "HOME": str(data), DATA_DIR_ENV: str(data), "COLUMNS": "300"}
+def run(
+    data: Path, *args: str, cwd: Path | None = None, columns: int = 300
+) -> subprocess.CompletedProcess:
+    """The CLI with `data` as its data folder and a terminal `columns` wide (wide by default)."""
+    env = {
+        "PATH": str(CLI.parent),
+        "HOME": str(data),
+        DATA_DIR_ENV: str(data),
+        "COLUMNS": str(columns),
+    }
     return subprocess.run(
         [str(CLI), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60
     )
@@ -228,7 +235,7 @@ def test_tables_lists_every_table_with_description_and_row_count(snapshot_data):
         (rows,) = direct(snapshot_data, count)[0]
         shown_rows, description = listed[(table.schema, table.name)]
         assert shown_rows == str(rows)
-        assert table.description.startswith(description)
+        assert table.description.startswith(description.removesuffix("…"))
         assert len(description) > 20
     assert f"{len(tables)} tables" in done.stdout
 
@@ -237,3 +244,120 @@ def test_the_analyst_guide_shows_each_example_as_it_is():
     guide = (PROJECT_ROOT / "docs" / "ANALYSTS.md").read_text()
     for name in EXAMPLES:
         assert (QUERIES / f"{name}.sql").read_text().strip() in guide
+
+
+def body_rows(output: str) -> list[list[str]]:
+    """The body rows of a rich table (the header row left out)."""
+    return [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in output.splitlines()
+        if line.startswith("│")
+    ]
+
+
+def test_tables_fit_80_columns_one_line_per_table_and_wide_shows_everything(snapshot_data):
+    tables = {(t.schema, t.name): t.description for t in analyst_tables(load_manifest())}
+
+    done = run(snapshot_data, "tables", columns=80)
+    assert done.returncode == 0, done.stderr
+    assert max(len(line) for line in done.stdout.splitlines()) <= 80
+    rows = body_rows(done.stdout)
+    assert len(rows) == len(tables)  # one line per table: nothing wraps
+    cut = 0
+    for schema, name, _, description in rows:
+        full = tables[(schema, name)]
+        if description.endswith("…"):
+            cut += 1
+            assert full.startswith(description.removesuffix("…")) and description != full
+        else:
+            assert description == full
+    assert cut > 0  # the descriptions are longer than 80 columns leave them
+
+    done = run(snapshot_data, "tables", "--wide", columns=80)
+    assert done.returncode == 0, done.stderr
+    assert {(s, n): d for s, n, _, d in body_rows(done.stdout)} == tables
+
+
+def test_numbers_are_rounded_for_reading_and_exact_when_wide(snapshot_data):
+    sql = (
+        "SELECT channel, avg(conversion_rate) AS conversion_rate, "
+        "avg(sessions) AS sessions_per_day, sum(gmv) AS gmv "
+        "FROM channel.channel_daily_kpis GROUP BY channel ORDER BY channel"
+    )
+    expected = direct(snapshot_data, sql)
+    assert len(expected) == 3
+
+    done = run(snapshot_data, "query", sql, columns=80)
+    assert done.returncode == 0, done.stderr
+    assert body_rows(done.stdout) == [
+        [channel, f"{rate:.3g}", f"{sessions:.2f}", str(gmv)]
+        for channel, rate, sessions, gmv in expected
+    ]
+    assert all(0 < rate < 1 for _, rate, _, _ in expected)  # so three significant digits
+
+    done = run(snapshot_data, "query", "--wide", sql, columns=80)
+    assert done.returncode == 0, done.stderr
+    assert body_rows(done.stdout) == [
+        [channel, str(rate), str(sessions), str(gmv)] for channel, rate, sessions, gmv in expected
+    ]
+
+
+def test_long_text_is_cut_with_an_ellipsis_at_80_columns(snapshot_data):
+    sql = "SELECT table_name, comment FROM duckdb_tables() ORDER BY table_name"
+    expected = direct(snapshot_data, sql)
+
+    done = run(snapshot_data, "query", sql, columns=80)
+    assert done.returncode == 0, done.stderr
+    assert max(len(line) for line in done.stdout.splitlines()) <= 80
+    rows = body_rows(done.stdout)
+    assert [name for name, _ in rows] == [name for name, _ in expected]
+    assert any(shown.endswith("…") for _, shown in rows)
+    for (_, shown), (_, comment) in zip(rows, expected, strict=True):
+        assert comment.startswith(shown.removesuffix("…"))
+
+    done = run(snapshot_data, "query", "--wide", sql, columns=80)
+    assert done.returncode == 0, done.stderr
+    assert [tuple(row) for row in body_rows(done.stdout)] == expected
+
+
+def test_a_result_too_wide_for_any_table_prints_one_block_per_row(snapshot_data):
+    text = (QUERIES / "conversion_funnel.sql").read_text()
+    (first, *_) = direct(snapshot_data, text)
+    done = run(snapshot_data, "query", text, columns=80)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    block = lines[1 : 1 + len(first)]  # after the "row 1" rule
+    assert lines[0].startswith("row 1")
+    assert [line.split()[0] for line in block][:2] == ["channel", "sessions"]
+    assert block[0].split()[1] == first[0]
+    assert block[2].split()[1] == str(first[2])  # orders, an integer, exactly
+
+
+def test_no_placeholder_links_anywhere():
+    """A link in the docs or in asset metadata leads somewhere real, or is not there."""
+    files = subprocess.run(
+        ["git", "ls-files"], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True
+    ).stdout.split()
+    placeholders = ("github.com/example", "example-shop", "example.org/", "example.com/")
+    found = [
+        (name, placeholder)
+        for name in files
+        if (PROJECT_ROOT / name).is_file()
+        for placeholder in placeholders
+        if placeholder in (PROJECT_ROOT / name).read_text(errors="replace")
+        and name != "tests/test_query_cli.py"
+    ]
+    assert found == []
+
+    import dagster as dg
+
+    from batch_platform.definitions import defs
+
+    urls = [
+        value.url
+        for spec in defs.resolve_all_asset_specs()
+        for value in spec.metadata.values()
+        if isinstance(value, dg.UrlMetadataValue)
+    ]
+    assert not [url for url in urls if "example" in url]

@@ -53,7 +53,7 @@ def test_every_declared_extract_is_registered_with_its_access_method():
     assert orders.column("total_amount").data_type == "DECIMAL(12,2)"
     assert orders.column("channel").accepted_values == ("mobile", "web", "mini_program")
     assert orders.owner == "team:orders"
-    assert orders.service_url and orders.service_url.startswith("https://")
+    assert orders.service_url is None  # no service repository to link to (no placeholder)
 
 
 def _orders_source():

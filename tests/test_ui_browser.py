@@ -1,5 +1,5 @@
-"""The Dagster UI in a real browser: the layered lineage, a day materialised by clicking, and a
-backfill of several days that runs as ONE run.
+"""The Dagster UI in a real browser: the layered lineage, a backfill of several days that runs as
+ONE run, and the README's tour clicked through on a fresh instance.
 
 Real processes, no mocks: `dagster-webserver` and `dagster-daemon run` over a temporary
 DAGSTER_HOME holding deploy/dagster.yaml (SQLite storage, queued runs, so the daemon launches
@@ -11,7 +11,9 @@ test, and the sensors have tests of their own.
 """
 
 import os
+import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +41,12 @@ ARTIFACTS = Path(__file__).parent / "artifacts" / "ui_browser"
 LAYER_GROUPS = ["infrastructure", "middle_platform", "scenario", "channel", "consistency"]
 GROUPS = [*LAYER_GROUPS, "analytics"]
 CLICKED_ASSET = dg.AssetKey(["raw", "orders", "order_events"])
-CLICKED_DAY = "2026-03-03"
 BACKFILL_DAYS = ("2026-03-04", "2026-03-06")  # inclusive: three days
-SECONDS_FOR_A_RUN = 180
+# The README's tour, on days the GraphQL backfill above leaves alone.
+TOUR_DAY = "2026-03-03"
+TOUR_BACKFILL_DAYS = ("2026-03-01", "2026-03-03")  # inclusive: three days
+TOUR_SNAPSHOT_DAY = "2026-03-02"
+SECONDS_FOR_A_TOUR_STEP = 480  # a backfill of many assets, steps one after another
 SECONDS_FOR_THE_BACKFILL = 360  # ~2 min on a quiet 2-core machine, 3.5 min under heavy load
 
 
@@ -192,47 +197,6 @@ def test_lineage_shows_the_layers_as_groups_with_their_assets(dagster, page):
     screenshot(page, "1-lineage.png")
 
 
-def test_a_day_materialised_by_clicking_runs_and_succeeds(dagster, page):
-    from playwright.sync_api import expect
-
-    page.goto(f"{dagster.url}/assets/{CLICKED_ASSET.to_user_string()}")
-    page.get_by_role("button", name="Materialize…").click()
-    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
-    expect(dialog).to_contain_text("Launch runs to materialize raw / orders / order_events")
-    partitions = dialog.locator("input[placeholder^='ex: ']")  # a list or ranges of days
-    show_all = dialog.get_by_role("button", name="Show all partitions")
-    expect(partitions.or_(show_all).first).to_be_visible()
-    if show_all.is_visible():  # at first only the last 90 days are offered
-        show_all.click()
-    partitions.fill(CLICKED_DAY)
-    partitions.press("Enter")
-    expect(dialog).to_contain_text("1 partition")
-    dialog.get_by_role("button", name="Launch 1 run").click()
-
-    expect(page.get_by_text("Launched run")).to_be_visible()  # a toast, linking to the run
-    page.get_by_role("link", name="View", exact=True).click()
-    page.wait_for_url("**/runs/*")
-    run_id = page.url.rstrip("/").rsplit("/", 1)[-1]
-    expect(page.get_by_text(f"partition: {CLICKED_DAY}")).to_be_visible()
-    # The run page follows the run live: queued, started by the daemon, then its status.
-    expect(page.get_by_text("Success", exact=True).first).to_be_visible(
-        timeout=SECONDS_FOR_A_RUN * 1000
-    )
-    expect(page.get_by_text("RUN_SUCCESS").first).to_be_visible()
-    screenshot(page, "2-materialize-run.png")
-
-    with dagster.instance() as instance:
-        run = instance.get_run_by_id(run_id)
-        assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
-        assert run.tags["dagster/partition"] == CLICKED_DAY
-        assert run.asset_selection == {CLICKED_ASSET}
-        event = instance.get_latest_materialization_event(CLICKED_ASSET)
-        assert event is not None and event.run_id == run_id
-        assert event.dagster_event.partition == CLICKED_DAY
-    lake_file = dagster.data / "lake" / "raw" / "orders" / "order_events" / f"dt={CLICKED_DAY}"
-    assert (lake_file / "data.parquet").is_file()
-
-
 LAUNCH_BACKFILL = """
 mutation ($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {
@@ -339,3 +303,203 @@ def test_a_backfill_of_several_days_runs_as_one_run(dagster, page):
     page.get_by_role("tab", name="Runs").click()
     expect(page.get_by_text(run.run_id[:8]).first).to_be_visible()
     screenshot(page, "4-backfill-runs.png")
+
+
+# ---- The README's tour, as a newcomer clicks it (README.md, "A tour of the UI") ----
+
+BACKFILLS = """
+query {
+  partitionBackfillsOrError(limit: 50) {
+    __typename
+    ... on PartitionBackfills { results { id status } }
+  }
+}"""
+
+
+def _backfill_ids(url: str) -> set[str]:
+    answer = graphql(url, BACKFILLS)["partitionBackfillsOrError"]
+    assert answer["__typename"] == "PartitionBackfills", answer
+    return {backfill["id"] for backfill in answer["results"]}
+
+
+@dataclass
+class Launched:
+    """What one click on *Launch* started: a backfill, or runs (Dagster launches a single
+    partition as one run, several as a backfill)."""
+
+    backfill_id: str | None
+    run_ids: frozenset[str]
+
+
+def _run_ids(dagster) -> set[str]:
+    with dagster.instance() as instance:
+        return {run.run_id for run in instance.get_runs()}
+
+
+def launch_from_lineage(dagster, page, selection: str, days: str, count: int, shot: str):
+    """Lineage: type the selection, *Materialize all…*, choose the days, *Launch*."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{dagster.url}/asset-groups")
+    expect(page.get_by_text("Global asset lineage")).to_be_visible()
+    page.locator(".CodeMirror").first.click()  # "Search and filter assets"
+    page.keyboard.type(selection)
+    page.keyboard.press("Escape")  # close the suggestions, keep what was typed
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(1000)  # the graph redraws for the selection
+    screenshot(page, f"{shot}-selection.png")
+    backfills_before, runs_before = _backfill_ids(dagster.url), _run_ids(dagster)
+    page.get_by_role("button", name="Materialize all").first.click()
+    # Dagster asks first when some upstream asset has never been materialised.
+    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
+    sure = page.get_by_role("button", name="Confirm")
+    expect(dialog.or_(sure).first).to_be_visible()
+    if sure.is_visible():
+        sure.click()
+    expect(dialog).to_be_visible()
+    partitions = dialog.locator("input[placeholder^='ex: ']")  # a list or ranges of days
+    show_all = dialog.get_by_role("button", name="Show all partitions")
+    expect(partitions.or_(show_all).first).to_be_visible()
+    if show_all.is_visible():  # at first only the last 90 days are offered
+        show_all.click()
+    partitions.fill(days)
+    partitions.press("Enter")
+    expect(dialog).to_contain_text(f"{count} partition")
+    screenshot(page, f"{shot}-dialog.png")
+    dialog.get_by_role("button", name=re.compile(r"^Launch (backfill|\d+ runs?)$")).click()
+    expect(dialog).to_be_hidden()
+
+    def started() -> Launched | None:
+        backfills = _backfill_ids(dagster.url) - backfills_before
+        if backfills:
+            (backfill_id,) = backfills
+            return Launched(backfill_id, frozenset())
+        runs = _run_ids(dagster) - runs_before
+        return Launched(None, frozenset(runs)) if runs else None
+
+    return wait_until(started, 60, "the launch", dagster.processes)
+
+
+def wait_for_success(dagster, launched: Launched) -> None:
+    """Until the backfill or runs end; fails with the failed steps' errors unless all succeed."""
+    if launched.backfill_id is not None:
+
+        def finished():
+            backfill = graphql(dagster.url, BACKFILL, {"id": launched.backfill_id})
+            status = backfill["partitionBackfillOrError"]["status"]
+            return status if status in BACKFILL_DONE else None
+
+        status = wait_until(finished, SECONDS_FOR_A_TOUR_STEP, "the backfill", dagster.processes, 3)
+        with dagster.instance() as instance:
+            runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": launched.backfill_id}))
+    else:
+
+        def runs_done():
+            with dagster.instance() as instance:
+                runs = instance.get_runs(dg.RunsFilter(run_ids=list(launched.run_ids)))
+            return runs if all(run.is_finished for run in runs) else None
+
+        runs = wait_until(runs_done, SECONDS_FOR_A_TOUR_STEP, "the runs", dagster.processes, 3)
+        status = "COMPLETED_SUCCESS"
+    failed = [run for run in runs if run.status != dg.DagsterRunStatus.SUCCESS]
+    with dagster.instance() as instance:
+        errors = [
+            _step_error(event)
+            for run in failed
+            for event in instance.all_logs(run.run_id)
+            if event.dagster_event and event.dagster_event.is_step_failure
+        ]
+    assert not failed, f"{len(failed)} failed run(s): {errors}"
+    assert status == "COMPLETED_SUCCESS" and runs, status
+
+
+def _step_error(event) -> str:
+    """A failed step's error, with the lines that name the cause (dbt's "... does not exist")."""
+    error = getattr(event.dagster_event.event_specific_data, "error", None)
+    text = error.to_string() if error is not None else (event.user_message or "")
+    causes = [line.strip() for line in text.splitlines() if "Error" in line]
+    return f"{event.step_key}: " + " | ".join(dict.fromkeys(causes))[:600]
+
+
+def test_tour_a_day_of_order_events_and_everything_downstream(dagster, page):
+    """Lineage: `key:"raw/orders/order_events"+`, *Materialize all…*, one day: it succeeds."""
+    selection = f'key:"{CLICKED_ASSET.to_user_string()}"+'
+    launched = launch_from_lineage(dagster, page, selection, TOUR_DAY, 1, "5-tour-day")
+    try:
+        wait_for_success(dagster, launched)
+    finally:
+        page.goto(f"{dagster.url}/runs")
+        screenshot(page, "5-tour-day-runs.png")
+
+    kpis = dg.AssetKey(["channel", "channel_daily_kpis"])
+    with dagster.instance() as instance:
+        assert TOUR_DAY in instance.get_materialized_partitions(kpis)
+        assert TOUR_DAY in instance.get_materialized_partitions(CLICKED_ASSET)
+
+
+def test_tour_a_three_day_backfill_of_the_channel_group(dagster, page):
+    """Lineage: `+group:"channel"` (the group and all it reads), three days: it succeeds."""
+    start, end = TOUR_BACKFILL_DAYS
+    launched = launch_from_lineage(
+        dagster, page, '+group:"channel"', f"[{start}...{end}]", 3, "6-tour-backfill"
+    )
+    assert launched.backfill_id is not None  # several days: a backfill
+    try:
+        wait_for_success(dagster, launched)
+    finally:
+        page.goto(f"{dagster.url}/runs/b/{launched.backfill_id}")
+        screenshot(page, "6-tour-backfill.png")
+
+    kpis = dg.AssetKey(["channel", "channel_daily_kpis"])
+    with dagster.instance() as instance:
+        materialized = instance.get_materialized_partitions(kpis)
+    assert {"2026-03-01", "2026-03-02", "2026-03-03"} <= materialized
+    page.goto(f"{dagster.url}/assets/channel/channel_daily_kpis")
+    screenshot(page, "6-tour-kpis-asset.png")
+
+
+def _readme_query_commands() -> list[str]:
+    """The `batch-platform` lines of the README's Querying section, as written there."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme.split("## Querying", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh", 1)[1].split("```", 1)[0]
+    commands = [
+        line.split("  #", 1)[0].strip()
+        for line in block.splitlines()
+        if line.startswith(".venv/bin/batch-platform")
+    ]
+    assert len(commands) >= 3, commands
+    return commands
+
+
+def test_tour_the_snapshot_is_published_and_every_readme_query_gives_rows(dagster, page, tmp_path):
+    """Lineage: `+key:"analytics_snapshot"` for a day publishes the snapshot; then `tables` and
+    every query of the README's Querying section, run as written, give rows."""
+    launched = launch_from_lineage(
+        dagster, page, '+key:"analytics_snapshot"', TOUR_SNAPSHOT_DAY, 1, "7-tour-snapshot"
+    )
+    wait_for_success(dagster, launched)
+    page.goto(f"{dagster.url}/assets/analytics_snapshot")
+    screenshot(page, "7-tour-snapshot-asset.png")
+    assert (dagster.data / "analytics.duckdb").is_file()
+
+    # Run each command from a folder that looks like the project root, so what it writes
+    # (gmv.csv) lands here, not in the repository.
+    (tmp_path / ".venv").symlink_to(BIN.parent)
+    (tmp_path / "analytics").symlink_to(PROJECT_ROOT / "analytics")
+    env = {**os.environ, DATA_DIR_ENV: str(dagster.data), "COLUMNS": "200"}
+    for command in _readme_query_commands():
+        done = subprocess.run(  # noqa: S603 - the README's own commands
+            ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, (command, done.stderr)
+        if "--output" in command:
+            written = tmp_path / command.split("--output", 1)[1].split()[0]
+            assert len(written.read_text().splitlines()) > 1, command  # a header and rows
+            continue
+        caption = re.search(r"(\d+) (rows|tables)", done.stdout)
+        assert caption is not None and int(caption.group(1)) > 0, (command, done.stdout)
+        if command.endswith(" tables"):
+            rows = [line.split("│") for line in done.stdout.splitlines() if line.startswith("│")]
+            counts = [row[3].strip() for row in rows]
+            assert any(count.isdigit() and int(count) > 0 for count in counts), done.stdout

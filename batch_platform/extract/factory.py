@@ -105,6 +105,11 @@ def _metadata(stats: PartitionStats) -> dict[str, dg.MetadataValue]:
         "schema_drift": dg.MetadataValue.json(stats.schema_drift),
         "skipped_inputs": dg.MetadataValue.json(stats.skipped_inputs),
     }
+    if stats.rows_read == 0:
+        # An empty partition is a day the source had nothing new, not a failed extract.
+        metadata["note"] = dg.MetadataValue.text(
+            "no source rows for this day: the partition is materialised empty (0 rows)"
+        )
     return metadata
 
 
@@ -203,11 +208,9 @@ def build_extract_asset(
                     + ", ".join(stats.schema_drift)
                 )
             if len(days) > 1:
-                # A range run materialises all its days at once; each day's own figures are
-                # recorded as an observation of that partition.
-                context.log_event(
-                    dg.AssetObservation(key, partition=day.isoformat(), metadata=_metadata(stats))
-                )
+                # A range run materialises all its days at once; each day's materialisation
+                # carries that day's own figures (the run's totals would repeat on every day).
+                context.add_asset_metadata(_metadata(stats), partition_key=day.isoformat())
             unaccounted[day.isoformat()] = _unaccounted(spec, day, stats, data_dir)
             total = total.combine(stats)
         return dg.MaterializeResult(
