@@ -87,7 +87,6 @@ class _Order:
         return (self.placed_at or self.first_at).date().isoformat()
 
 
-
 class _Facts:
     """What the valid, first-seen events say, gathered while the files are scanned."""
 
