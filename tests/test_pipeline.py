@@ -3,6 +3,7 @@
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 from support import (
@@ -143,3 +144,57 @@ def test_the_whole_graph_is_materialised_for_every_day(pipeline):
     assert days == set(landscape_days())
     assert products == 200
     assert hot > 0
+
+
+def test_gmv_is_order_totals_after_discount_with_cancelled_orders_as_documented(pipeline):
+    """What the gmv column's description says, checked against the order facts: the totals of
+    every order placed that day (cancelled included), after discount, i.e. the order lines'
+    value minus the discount."""
+    with warehouse(pipeline) as con:
+        kpis = con.execute(
+            "SELECT activity_date, channel, gmv, discount, cancelled_orders "
+            "FROM channel.channel_daily_kpis WHERE orders > 0"
+        ).fetchall()
+        totals = con.execute(
+            "SELECT order_date, channel, sum(total_amount), sum(discount_amount), "
+            "sum(total_amount) FILTER (WHERE status = 'cancelled') "
+            "FROM middle_platform.fct_orders WHERE placement_known GROUP BY ALL"
+        ).fetchall()
+        lines = con.execute(
+            "SELECT order_date, channel, sum(line_amount) FROM middle_platform.fct_order_items "
+            "WHERE placement_known GROUP BY ALL"
+        ).fetchall()
+    by_day = {(day, channel): (gmv, discount) for day, channel, gmv, discount, _ in kpis}
+    assert by_day == {(day, channel): (gmv, discount) for day, channel, gmv, discount, _ in totals}
+    assert by_day == {
+        (day, channel): (value - by_day[(day, channel)][1], by_day[(day, channel)][1])
+        for day, channel, value in lines
+    }
+    cancelled_value = sum(value or 0 for *_, value in totals)
+    assert cancelled_value > 0, "the landscape should have cancelled orders in GMV"
+    assert sum(cancelled for *_, cancelled in kpis) > 0
+
+
+def test_every_published_column_has_a_description(pipeline, tmp_path):
+    """Analysts read the dbt descriptions as the snapshot's column comments: none is missing."""
+    from batch_platform.dbt_project import load_manifest
+    from batch_platform.publish import analyst_tables, declared_pii_columns, publish_snapshot
+
+    manifest = load_manifest()
+    snapshot = tmp_path / "analytics.duckdb"
+    publish_snapshot(
+        pipeline / "warehouse.duckdb",
+        snapshot,
+        analyst_tables(manifest),
+        declared_pii_columns(manifest),
+    )
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        columns = con.execute(
+            "SELECT schema_name || '.' || table_name, column_name, comment FROM duckdb_columns() "
+            "WHERE NOT internal"
+        ).fetchall()
+    assert len(columns) > 100
+    undescribed = sorted(f"{table}.{column}" for table, column, text in columns if not text)
+    assert undescribed == []
+    gmv = next(text for table, column, text in columns if column == "gmv")
+    assert "AFTER discount" in gmv and "cancelled" in gmv and "INCLUDED" in gmv
