@@ -50,7 +50,7 @@ def test_days_of_stock_left_is_an_exact_decimal_rounded_half_up(tmp_path):
         ("o3", -7, "web", "prd-0001", 50, True),  # outside the trailing 7 days
         ("o4", 0, "mobile", "prd-0002", 140, True),
         ("o5", 0, "web", "prd-0003", 7, True),  # never moved in the inventory: stock unknown
-        ("o6", 0, "web", "prd-0001", 9, False),  # order_placed still in flight: not counted yet
+        ("o6", 0, "web", "prd-0004", 9, False),  # order_placed still in flight: not counted yet
     ]
     stock = [("prd-0001", -1, 61), ("prd-0001", -4, 999), ("prd-0002", 0, 3)]
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
