@@ -32,11 +32,12 @@ def test_an_upstream_day_updating_requests_exactly_the_days_downstream_that_read
             defs, instance, evaluation_time=NOW, cursor=baseline.cursor
         )
         assert result.get_requested_partitions(STAGING) == {"2026-03-05"}
-        assert result.get_requested_partitions(ITEMS) == {"2026-03-05"}
-        # Order-keyed models read events a settlement period (7 days) around their day, and the
-        # marts above them follow in the same tick (one run, in dependency order).
+        # Order-keyed models (the order fact and its lines) read events a settlement period
+        # (7 days) around their day, and the marts above them follow in the same tick (one run,
+        # in dependency order).
         window = days("2026-02-26", 15)
         assert result.get_requested_partitions(FACT) == window
+        assert result.get_requested_partitions(ITEMS) == window
         assert result.get_requested_partitions(KPIS) == window
         # Nothing upstream of the change, and no other day, is touched.
         assert result.get_requested_partitions(ORDERS) == set()
@@ -44,7 +45,7 @@ def test_an_upstream_day_updating_requests_exactly_the_days_downstream_that_read
         # The requested run materialises them; the next tick requests nothing again.
         for key, partitions in (
             (STAGING, {"2026-03-05"}),
-            (ITEMS, {"2026-03-05"}),
+            (ITEMS, window),
             (FACT, window),
             (KPIS, window),
         ):
