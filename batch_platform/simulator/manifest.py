@@ -171,14 +171,10 @@ class _Facts:
         """Per order day: the orders the orders service reported, how many of them still lack
         their `order_placed` event, their lines, units ordered and units shipped (each shipment
         counted once, with the units of its first event)."""
-        result = {
-            day: dict.fromkeys(
-                ("orders", "placement_unknown", "line_count", "units_ordered", "units_shipped"), 0
-            )
-            for day in days
-        }
+        keys = ("orders", "placement_unknown", "line_count", "units_ordered", "units_shipped")
+        result = {day: dict.fromkeys(keys, 0) for day in days}
         for order in self.orders.values():
-            figures = result.setdefault(order.day, dict.fromkeys(result[days[0]], 0))
+            figures = result[order.day]  # events are filed by their day, all inside `days`
             figures["orders"] += 1
             figures["placement_unknown"] += order.placed_at is None
             figures["line_count"] += len(order.items)
