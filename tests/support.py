@@ -2,6 +2,7 @@
 
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -84,10 +85,16 @@ def demo_apis(data: Path):
         yield base_url
 
 
-def build_pipeline(data: Path, days: list[str]) -> list[dg.ExecuteInProcessResult]:
+def build_pipeline(
+    data: Path, days: list[str], failing_checks: frozenset[str] = frozenset()
+) -> list[dg.ExecuteInProcessResult]:
     """Extract every source for every day, then everything above the extracts as one range run.
 
     Returns the dbt runs' results (the partitioned range, then the whole tables).
+    `failing_checks` names the dbt tests (asset checks) that are expected to fail with error
+    severity (e.g. the break-rate threshold on a landscape full of late events): dbt then exits
+    non-zero and the run fails after building every model, and anything else failing is still
+    an error here.
     """
     from batch_platform.definitions import (
         dbt_partitioned_models,
@@ -105,16 +112,121 @@ def build_pipeline(data: Path, days: list[str]) -> list[dg.ExecuteInProcessResul
         "dagster/asset_partition_range_start": days[0],
         "dagster/asset_partition_range_end": days[-1],
     }
-    return [
-        materialize_ok(
+    results = []
+    for step, tags in ((dbt_partitioned_models, range_tags), (dbt_whole_tables, None)):
+        result = dg.materialize(
             everything,
             resources=resources,
             tags=tags,
             selection=dg.AssetSelection.assets(step),
+            raise_on_error=not failing_checks,
         )
-        for step, tags in ((dbt_partitioned_models, range_tags), (dbt_whole_tables, None))
-    ]
+        failed = {
+            check.check_name
+            for check in result.get_asset_check_evaluations()
+            if not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+        }
+        assert failed <= failing_checks, f"unexpected failing checks: {sorted(failed)}"
+        assert result.success or failed, "a dbt step failed without a failing check"
+        results.append(result)
+    return results
 
 
 def warehouse(data: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+
+
+BREAK_KINDS = (
+    "paid_without_capture",
+    "amount_mismatch",
+    "shipment_for_unpaid_or_cancelled",
+    "movement_without_order",
+)
+
+
+def assert_reconciliation_is_the_ground_truth(data: Path, truth: dict) -> None:
+    """Every break the simulator's ground truth lists, with its kind and day, and no other; and
+    the daily summary counts exactly those breaks against the orders the orders service reported.
+    """
+    with warehouse(data) as con:
+        rows = con.execute(
+            "SELECT break_type, coalesce(movement_id, order_id), break_date "
+            "FROM consistency.reconciliation_breaks"
+        ).fetchall()
+        summary = con.execute(
+            "SELECT summary_date, orders_checked, paid_without_capture, amount_mismatch, "
+            "shipment_for_unpaid_or_cancelled, movement_without_order, breaks, break_rate "
+            "FROM consistency.reconciliation_daily_summary"
+        ).fetchall()
+    found = sorted((kind, key, day.isoformat()) for kind, key, day in rows)
+    expected = sorted(
+        (kind, key, day)
+        for kind, days in truth["business_fault_days"].items()
+        for key, day in days.items()
+    )
+    missed = sorted(set(expected) - set(found))
+    false = sorted(set(found) - set(expected))
+    assert (missed, false) == ([], []), f"missed: {missed}; false or on the wrong day: {false}"
+    assert found == expected, "a break was reported twice"
+
+    per_day: dict[str, dict[str, int]] = {}
+    for kind, _, day in expected:
+        per_day.setdefault(day, dict.fromkeys(BREAK_KINDS, 0))[kind] += 1
+    expected_summary = {}
+    for day in sorted(set(per_day) | {d for d, f in truth["orders"].items() if f["orders"]}):
+        orders = truth["orders"].get(day, {"orders": 0})["orders"]
+        kinds = per_day.get(day, dict.fromkeys(BREAK_KINDS, 0))
+        breaks = sum(kinds.values())
+        rate = None if orders == 0 else breaks / orders
+        expected_summary[day] = (orders, *(kinds[k] for k in BREAK_KINDS), breaks, rate)
+    assert {day.isoformat(): tuple(rest) for day, *rest in summary} == expected_summary
+
+
+def assert_orders_are_the_ground_truth(data: Path, truth: dict) -> None:
+    """Per order day: the orders, those still waiting for `order_placed`, their lines, units
+    ordered and shipped in `fct_orders`, and the same lines in `fct_order_items`."""
+    with warehouse(data) as con:
+        orders = con.execute(
+            "SELECT order_date, count(*), count(*) FILTER (WHERE NOT placement_known), "
+            "sum(line_count), sum(units_ordered), sum(units_shipped) "
+            "FROM middle_platform.fct_orders GROUP BY order_date"
+        ).fetchall()
+        items = con.execute(
+            "SELECT order_date, count(*), sum(quantity) "
+            "FROM middle_platform.fct_order_items GROUP BY order_date"
+        ).fetchall()
+    fields = ("orders", "placement_unknown", "line_count", "units_ordered", "units_shipped")
+    expected = {day: figures for day, figures in truth["orders"].items() if figures["orders"]}
+    assert {day.isoformat(): dict(zip(fields, rest, strict=True)) for day, *rest in orders} == (
+        expected
+    )
+    assert {day.isoformat(): (lines, units) for day, lines, units in items} == {
+        day: (figures["line_count"], figures["units_ordered"]) for day, figures in expected.items()
+    }
+
+
+@dataclass(frozen=True)
+class LandedFacts:
+    """What the delivered event files hold, to show a landscape exercises a case at all."""
+
+    ordered: frozenset[str]  # orders with at least one valid order event
+    delivered_only: frozenset[str]  # shipments with a valid delivery and no valid dispatch
+
+
+def landed_facts(data: Path) -> LandedFacts:
+    from batch_platform.simulator.contract import ORDERS, SHIPMENTS, classify
+
+    ordered, dispatched, delivered = set(), set(), set()
+    for source in (ORDERS, SHIPMENTS):
+        for path in sorted((data / "landing" / source).rglob("*.jsonl")):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                verdict, event = classify(source, line)
+                if verdict != "valid":
+                    continue
+                if source == ORDERS:
+                    ordered.add(event["order_id"])
+                elif event["event_type"] == "shipment_dispatched":
+                    dispatched.add(event["shipment_id"])
+                else:
+                    delivered.add(event["shipment_id"])
+    return LandedFacts(frozenset(ordered), frozenset(delivered - dispatched))

@@ -45,18 +45,19 @@ def test_a_model_rebuilt_by_hand_requests_exactly_the_days_downstream_that_read_
         result = dg.evaluate_automation_conditions(
             defs, instance, evaluation_time=NOW, cursor=baseline.cursor
         )
-        assert result.get_requested_partitions(ITEMS) == {"2026-03-05"}
-        # Order-keyed models read events a settlement period (7 days) around their day, and the
-        # marts above them follow in the same tick (one run, in dependency order).
+        # Order-keyed models (the order fact and its lines) read events a settlement period
+        # (7 days) around their day, and the marts above them follow in the same tick (one run,
+        # in dependency order).
         window = days("2026-02-26", 15)
         assert result.get_requested_partitions(FACT) == window
+        assert result.get_requested_partitions(ITEMS) == window
         assert result.get_requested_partitions(KPIS) == window
         # Nothing upstream of the change, and no other day, is touched.
         assert result.get_requested_partitions(ORDERS) == set()
         assert result.get_requested_partitions(STAGING) == set()
 
         # The requested run materialises them; the next tick requests nothing again.
-        for key, partitions in ((ITEMS, {"2026-03-05"}), (FACT, window), (KPIS, window)):
+        for key, partitions in ((ITEMS, window), (FACT, window), (KPIS, window)):
             for partition in partitions:
                 instance.report_runless_asset_event(
                     dg.AssetMaterialization(key, partition=partition)

@@ -333,10 +333,11 @@ def rows_by_day(services: Path, start: date, end: date) -> dict[str, dict[str, i
     return result
 
 
-def sale_movements(services: Path) -> list[tuple[str, str]]:
-    """(movement_id, order_id) of every sale movement, for the reconciliation ground truth."""
+def sale_movements(services: Path) -> list[tuple[str, str, str]]:
+    """(movement_id, order_id, day moved) of every sale movement, for the reconciliation ground
+    truth (a movement's break is reported on the day the stock moved)."""
     with closing(read_only(database_path(services, "inventory"))) as db:
         return db.execute(
-            "SELECT movement_id, order_id FROM stock_movements "
+            "SELECT movement_id, order_id, substr(occurred_at, 1, 10) FROM stock_movements "
             "WHERE reason = 'sale' AND order_id IS NOT NULL ORDER BY movement_id"
         ).fetchall()

@@ -13,7 +13,8 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,29 @@ def _cents(amount: float) -> int:
     return round(amount * 100)
 
 
+def _instant(text: str) -> datetime:
+    """An event's `occurred_at` as the warehouse reads it: a naive UTC timestamp."""
+    moment = datetime.fromisoformat(text)
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+@dataclass
+class _Order:
+    """What an order's loaded order events say, by the rule `fct_orders` documents: the order's
+    day is its `order_placed` event's day, else (placement still in flight) the day of its first
+    order event; its lines are those of the `order_placed` event, else of its first event
+    (every order event carries the whole order)."""
+
+    chosen: tuple[bool, datetime, str]  # (not order_placed, occurred_at, event_id) of the source
+    items: list[dict[str, Any]]
+    placed_at: datetime | None
+    first_at: datetime
+
+    @property
+    def day(self) -> str:
+        return (self.placed_at or self.first_at).date().isoformat()
+
+
 class _Facts:
     """What the valid, first-seen events say, gathered while the files are scanned."""
 
@@ -86,6 +110,36 @@ class _Facts:
         self.totals: dict[str, int] = {}
         self.captures: list[tuple[str, int]] = []
         self.shipped: set[str] = set()
+        self.orders: dict[str, _Order] = {}
+        # The earliest payment or shipment event per order: the day of an order the orders
+        # service has not reported yet.
+        self.other_first_at: dict[str, datetime] = {}
+        # shipment_id -> (occurred_at, event_id, order_id, units) of its first event.
+        self.shipments: dict[str, tuple[datetime, str, str, int]] = {}
+
+    def _order_event(self, event: dict[str, Any]) -> None:
+        at = _instant(event["occurred_at"])
+        placed = event["event_type"] == "order_placed"
+        key = (not placed, at, event["event_id"])
+        known = self.orders.get(event["order_id"])
+        if known is None:
+            self.orders[event["order_id"]] = _Order(key, event["items"], at if placed else None, at)
+            return
+        if key < known.chosen:
+            known.chosen, known.items = key, event["items"]
+        if placed and (known.placed_at is None or at < known.placed_at):
+            known.placed_at = at
+        known.first_at = min(known.first_at, at)
+
+    def _other_event(self, source: str, event: dict[str, Any]) -> None:
+        at, order_id = _instant(event["occurred_at"]), event["order_id"]
+        if order_id not in self.other_first_at or at < self.other_first_at[order_id]:
+            self.other_first_at[order_id] = at
+        if source == SHIPMENTS:
+            first = (at, event["event_id"], order_id, event["units"])
+            known = self.shipments.get(event["shipment_id"])
+            if known is None or first[:2] < known[:2]:
+                self.shipments[event["shipment_id"]] = first
 
     def add(self, source: str, day: str, event: dict[str, Any]) -> None:
         if source == SESSIONS:
@@ -93,6 +147,7 @@ class _Facts:
         elif source == ORDERS:
             order_id = event["order_id"]
             self.ordered.add(order_id)
+            self._order_event(event)
             self.totals.setdefault(order_id, _cents(event["total_amount"]))
             if event["event_type"] == "order_placed":
                 figures = self.channels[day][event["channel"]]
@@ -105,10 +160,36 @@ class _Facts:
             else:
                 self.cancelled.add(order_id)
         elif source == PAYMENTS:
+            self._other_event(source, event)
             if event["event_type"] == "payment_captured":
                 self.captures.append((event["order_id"], _cents(event["amount"])))
         elif source == SHIPMENTS:
+            self._other_event(source, event)
             self.shipped.add(event["order_id"])
+
+    def order_days(self, days: list[str]) -> dict[str, dict[str, int]]:
+        """Per order day: the orders the orders service reported, how many of them still lack
+        their `order_placed` event, their lines, units ordered and units shipped (each shipment
+        counted once, with the units of its first event)."""
+        keys = ("orders", "placement_unknown", "line_count", "units_ordered", "units_shipped")
+        result = {day: dict.fromkeys(keys, 0) for day in days}
+        for order in self.orders.values():
+            figures = result[order.day]  # events are filed by their day, all inside `days`
+            figures["orders"] += 1
+            figures["placement_unknown"] += order.placed_at is None
+            figures["line_count"] += len(order.items)
+            figures["units_ordered"] += sum(item["quantity"] for item in order.items)
+        for _, _, order_id, units in self.shipments.values():
+            if order_id in self.orders:
+                result[self.orders[order_id].day]["units_shipped"] += units
+        return result
+
+    def order_day(self, order_id: str) -> str:
+        """The day a break about this order is reported on: the order's day, or, while the
+        orders service has reported nothing, the day of its first payment or shipment event."""
+        if order_id in self.orders:
+            return self.orders[order_id].day
+        return self.other_first_at[order_id].date().isoformat()
 
 
 def _scan_source(landing: Path, source: str, days: list[str], facts: _Facts) -> dict[str, Any]:
@@ -168,9 +249,11 @@ def _in_flight(events: Iterable[Event]) -> dict[str, dict[str, dict[str, int]]]:
 
 
 def _business_faults(
-    facts: _Facts, movements: list[tuple[str, str]], in_flight: list[Event]
-) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """The breaks a reconciliation of the delivered data finds, and those in-flight events heal."""
+    facts: _Facts, sales: list[tuple[str, str, str]], in_flight: list[Event]
+) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, dict[str, str]]]:
+    """The breaks a reconciliation of the delivered data finds, those in-flight events heal, and
+    the day each break is reported on."""
+    movements = [(movement_id, order_id) for movement_id, order_id, _ in sales]
     captured = {order_id for order_id, _ in facts.captures}
     found = {
         "paid_without_capture": sorted(facts.paid - captured),
@@ -211,7 +294,15 @@ def _business_faults(
             m for m in found["movement_without_order"] if orders_of[m] in coming["any_order_event"]
         ],
     }
-    return found, healing
+    moved_on = {movement_id: day for movement_id, _, day in sales}
+    days = {
+        kind: {
+            key: moved_on[key] if kind == "movement_without_order" else facts.order_day(key)
+            for key in keys
+        }
+        for kind, keys in found.items()
+    }
+    return found, healing, days
 
 
 def build_manifest(
@@ -243,7 +334,7 @@ def build_manifest(
         entry["partitions"] = {day: {"rows": count} for day, count in counts.items()}
         entry["totals"] = {"rows": sum(counts.values())}
         sources[source] = entry
-    found, healing = _business_faults(facts, sale_movements(services), in_flight)
+    found, healing, fault_days = _business_faults(facts, sale_movements(services), in_flight)
     channels = {
         day: {
             channel: {
@@ -265,8 +356,10 @@ def build_manifest(
         "sources": sources,
         "in_flight": _in_flight(in_flight),
         "channels": channels,
+        "orders": facts.order_days(days),
         "business_faults": found,
         "business_faults_in_flight": healing,
+        "business_fault_days": fault_days,
     }
 
 

@@ -1,24 +1,33 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='delete+insert',
+        unique_key='order_id',
+        on_schema_change='append_new_columns',
         pre_hook="{{ delete_partition_window('order_date') }}",
     )
 }}
 
--- One row per order line, from the order as it was placed.
-with placed as (
-    select order_id, channel, event_date as order_date, items
-    from {{ ref('stg_orders__order_events') }}
-    where event_type = 'order_placed' and {{ in_partition_window('event_date') }}
-    qualify row_number() over (partition by order_id order by occurred_at, event_id) = 1
+-- One row per order line, on the order's day as `fct_orders` places it (the `order_state`
+-- macro). Every order event carries the whole order, so the lines come from the `order_placed`
+-- event, or, while that event is still in flight, from the order's first event that has
+-- arrived (`placement_known = false`). When `order_placed` lands, the re-run of its day moves
+-- the lines there (the `order_id` key replaces them wherever they were), as in `fct_orders`.
+with order_events as (
+    select * from {{ ref('stg_orders__order_events') }}
+    where {{ in_settlement_window('event_date') }}
+),
+
+orders as (
+    {{ order_state('order_events') }}
 ),
 
 lines as (
     -- Unnesting a list has no cross-database dbt macro; this is the one DuckDB-specific step.
-    select order_id, channel, order_date, unnest(items) as item,
+    select order_id, channel, order_date, placement_known, unnest(items) as item,
         generate_subscripts(items, 1) as line_number
-    from placed
+    from orders
+    where {{ in_partition_window('order_date') }}
 )
 
 select
@@ -29,5 +38,6 @@ select
     item.product_id as product_id,
     item.quantity as quantity,
     item.unit_price as unit_price,
-    cast(item.quantity * item.unit_price as decimal(14, 2)) as line_amount
+    cast(item.quantity * item.unit_price as decimal(14, 2)) as line_amount,
+    placement_known
 from lines
