@@ -19,11 +19,11 @@ from batch_platform.schedules import build_catch_up_schedule
 from batch_platform.sensors import (
     build_downstream_sensor,
     build_new_data_sensor,
+    day_reach,
     run_failure_alert,
 )
 from batch_platform.settings import check_settings
 from batch_platform.transform.dbt_assets import (
-    SETTLEMENT_DAYS,
     build_partitioned_models,
     build_whole_tables,
 )
@@ -32,6 +32,7 @@ registry = load_registry(load_manifest())
 settings = check_settings(registry)  # outside the demo, a missing secret stops loading here
 days = daily_partitions_from_environment()  # the only place the platform's days are read
 extracts = build_extract_assets(registry, days)
+extract_keys = [key for asset in extracts for key in asset.keys]
 dbt_partitioned_models = build_partitioned_models(days)
 dbt_whole_tables = build_whole_tables()
 # Everything above the extracts, which the downstream sensor moves in one run per batch of days.
@@ -47,10 +48,10 @@ defs = dg.Definitions(
     sensors=[
         build_new_data_sensor(registry, days),
         build_downstream_sensor(
-            extract_keys=[key for asset in extracts for key in asset.keys],
+            extract_keys=extract_keys,
             downstream_keys=[key for asset in transforms for key in asset.keys],
             partitions=days,
-            reach=SETTLEMENT_DAYS,
+            reach=day_reach([s for a in [*extracts, *transforms] for s in a.specs], extract_keys),
         ),
         automation_sensor,
         run_failure_alert,

@@ -14,7 +14,7 @@ code-location load and a dbt start-up):
   polled source's watermark, so a restart neither repeats nor misses anything.
 - `downstream_sensor`: after extract partitions materialise, however they were launched,
   requests ONE run of everything above the extracts (the quarantine, every dbt model, the
-  analyst snapshot) over the days touched and the days their settlement window reaches. It
+  analyst snapshot) over the days touched and the days their settlement windows reach. It
   waits while extract runs are unfinished, so that their days share the run.
 - `run_failure_alert`: logs every failed run and, when ALERT_WEBHOOK_URL is set, POSTs it.
 
@@ -260,18 +260,49 @@ _UNFINISHED = [
 ]
 
 
-def downstream_window(
-    days: Iterable[str], partition_keys: list[str], reach: int
-) -> tuple[str, str]:
-    """The partitions a change on `days` reaches: `reach` days either side, within the partitions.
+def day_reach(specs: Iterable[dg.AssetSpec], roots: Iterable[dg.AssetKey]) -> tuple[int, int]:
+    """How far, in days, a change to one day of `roots` reaches in the assets downstream of them.
 
-    Order-keyed models read their lifecycle events `reach` days around their day, so a day's
-    new events change the orders placed up to `reach` days before it, and a late event for an
-    old day also the orders of the days after it.
+    A model whose partition X reads its parent's days X+start..X+end (a TimeWindowPartitionMapping;
+    the identity reads X) changes on days D-end..D-start when the parent's day D changes. Along a
+    chain the offsets add up: the order fact reads staging 7 days around its day, and the
+    reconciliation reads the order fact 7 days around its own, so a day of events reaches 14
+    days either side. Returns (earliest, latest) offsets over every asset downstream of `roots`.
     """
+    parents: dict[dg.AssetKey, list[tuple[dg.AssetKey, int, int]]] = {}
+    for spec in specs:
+        for dep in spec.deps:
+            mapping = dep.partition_mapping
+            if isinstance(mapping, dg.TimeWindowPartitionMapping):
+                start, end = mapping.start_offset, mapping.end_offset
+            else:
+                start = end = 0
+            parents.setdefault(spec.key, []).append((dep.asset_key, start, end))
+    reach: dict[dg.AssetKey, tuple[int, int] | None] = {key: (0, 0) for key in roots}
+
+    def of(key: dg.AssetKey) -> tuple[int, int] | None:
+        if key not in reach:
+            reach[key] = None  # not downstream of the roots until a parent says so (no cycles)
+            spans = [
+                (span[0] - end, span[1] - start)
+                for parent, start, end in parents.get(key, [])
+                if (span := of(parent)) is not None
+            ]
+            if spans:
+                reach[key] = (min(lo for lo, _ in spans), max(hi for _, hi in spans))
+        return reach[key]
+
+    spans = [span for key in list(parents) if (span := of(key)) is not None]
+    return min(lo for lo, _ in spans), max(hi for _, hi in spans)
+
+
+def downstream_window(
+    days: Iterable[str], partition_keys: list[str], reach: tuple[int, int]
+) -> tuple[str, str]:
+    """The partitions a change on `days` reaches (`day_reach`), within the partitions."""
     positions = sorted(partition_keys.index(day) for day in days)
-    first = max(0, positions[0] - reach)
-    last = min(len(partition_keys) - 1, positions[-1] + reach)
+    first = max(0, positions[0] + reach[0])
+    last = min(len(partition_keys) - 1, positions[-1] + reach[1])
     return partition_keys[first], partition_keys[last]
 
 
@@ -324,7 +355,7 @@ def build_downstream_sensor(
     extract_keys: list[dg.AssetKey],
     downstream_keys: list[dg.AssetKey],
     partitions: dg.PartitionsDefinition,
-    reach: int,
+    reach: tuple[int, int],
 ) -> dg.SensorDefinition:
     """Takes every day whose extracts changed through everything above them, in one run."""
     downstream = set(downstream_keys)

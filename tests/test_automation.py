@@ -106,11 +106,37 @@ def test_the_downstream_sensor_takes_changed_days_and_their_window_in_one_run():
         result = downstream_tick(instance, first.cursor)
         [request] = result.run_requests
         assert set(request.asset_selection) == downstream
-        # The days touched, widened by the settlement window, in one range run.
-        assert request.tags["dagster/asset_partition_range_start"] == "2026-02-24"
-        assert request.tags["dagster/asset_partition_range_end"] == "2026-03-12"
+        # The days touched, widened by the settlement windows (the reconciliation reads the
+        # order fact 7 days around its day, which reads events 7 days around its own), in one
+        # range run.
+        assert request.tags["dagster/asset_partition_range_start"] == "2026-02-17"
+        assert request.tags["dagster/asset_partition_range_end"] == "2026-03-19"
         # Nothing new: nothing requested, however often it ticks.
         assert downstream_tick(instance, result.cursor).run_requests == []
+
+
+def test_a_days_reach_adds_up_the_windows_along_every_path():
+    """Extract -> staging (same day) -> fact (reads 7 days around) -> mart (reads the fact 3
+    days back and the staging day): a staging day D changes facts D-7..D+7 and marts up to
+    D+10; a side branch on the identity changes only D."""
+    from batch_platform.sensors import day_reach
+
+    daily = dg.DailyPartitionsDefinition(start_date="2026-03-01")
+    around = dg.TimeWindowPartitionMapping(start_offset=-7, end_offset=7)
+    back = dg.TimeWindowPartitionMapping(start_offset=-3, end_offset=0)
+    specs = [
+        dg.AssetSpec("raw", partitions_def=daily),
+        dg.AssetSpec("stg", deps=["raw"], partitions_def=daily),
+        dg.AssetSpec(
+            "fact", deps=[dg.AssetDep("stg", partition_mapping=around)], partitions_def=daily
+        ),
+        dg.AssetSpec(
+            "mart", deps=[dg.AssetDep("fact", partition_mapping=back), "stg"], partitions_def=daily
+        ),
+        dg.AssetSpec("side", deps=["raw"], partitions_def=daily),
+    ]
+    assert day_reach(specs, [dg.AssetKey("raw")]) == (-7, 10)
+    assert day_reach([specs[0], specs[1], specs[4]], [dg.AssetKey("raw")]) == (0, 0)
 
 
 def test_the_downstream_sensor_waits_for_unfinished_extract_runs():
@@ -128,8 +154,8 @@ def test_the_downstream_sensor_waits_for_unfinished_extract_runs():
         instance.report_run_failed(queued)
         result = downstream_tick(instance, waiting.cursor)
         [request] = result.run_requests
-        assert request.tags["dagster/asset_partition_range_start"] == "2026-02-26"
-        assert request.tags["dagster/asset_partition_range_end"] == "2026-03-12"
+        assert request.tags["dagster/asset_partition_range_start"] == "2026-02-19"
+        assert request.tags["dagster/asset_partition_range_end"] == "2026-03-19"
 
 
 def test_the_catch_up_schedule_is_off_in_dev_on_in_production_and_asks_for_yesterday():
