@@ -13,6 +13,7 @@ from batch_platform.dbt_project import DBT_EXECUTABLE, dbt_project, load_manifes
 from batch_platform.extract.factory import build_extract_assets
 from batch_platform.publish import analytics_snapshot
 from batch_platform.registry import load_registry
+from batch_platform.run_health import dead_run_check
 from batch_platform.schedules import build_catch_up_schedule
 from batch_platform.sensors import (
     build_landing_sensor,
@@ -40,6 +41,7 @@ defs = dg.Definitions(
         build_watermark_sensor(registry),
         automation_sensor,
         run_failure_alert,
+        dead_run_check,
     ],
     schedules=[build_catch_up_schedule(registry)],
     # One process per run, not one per step: every process loads the dbt manifest again (seconds
