@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -71,16 +71,19 @@ class Platform:
     env: dict[str, str]
     processes: ProcessGroups
     webserver: Process
-    daemon: Process
+    daemons: list[Process] = field(default_factory=list)
+
+    @property
+    def daemon(self) -> Process:
+        return self.daemons[-1]
 
     def instance(self) -> dg.DagsterInstance:
         return dg.DagsterInstance.from_config(str(self.home))
 
     def start_daemon(self) -> None:
-        log = self.base / f"daemon-{len(self.processes.started)}.log"
-        self.daemon = self.processes.start(
-            "dagster-daemon", [str(BIN / "dagster-daemon"), "run", *WORKSPACE], self.env, log
-        )
+        log = self.base / f"daemon-{len(self.daemons)}.log"
+        command = [str(BIN / "dagster-daemon"), "run", *WORKSPACE]
+        self.daemons.append(self.processes.start("dagster-daemon", command, self.env, log))
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +120,7 @@ def platform(tmp_path_factory) -> Iterator[Platform]:
         )
         wait_until(lambda: http_ok(f"{url}/server_info"), 180, "/server_info", (webserver,))
         stop_sensors(url, webserver, keep=(DEAD_RUN_SENSOR,))
-        platform = Platform(home, base, url, env, processes, webserver, webserver)
+        platform = Platform(home, base, url, env, processes, webserver)
         platform.start_daemon()
         yield platform
 
