@@ -15,6 +15,7 @@ from batch_platform.extract.quarantine import build_quarantine_asset
 from batch_platform.partitions import daily_partitions_from_environment
 from batch_platform.publish import analytics_snapshot
 from batch_platform.registry import load_registry
+from batch_platform.run_health import dead_run_check
 from batch_platform.schedules import build_catch_up_schedule
 from batch_platform.sensors import (
     build_downstream_sensor,
@@ -55,6 +56,7 @@ defs = dg.Definitions(
         ),
         automation_sensor,
         run_failure_alert,
+        dead_run_check,
     ],
     schedules=[build_catch_up_schedule(registry, days, production=settings.production)],
     # One process per run, not one per step: every process loads the dbt manifest again (seconds

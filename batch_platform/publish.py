@@ -15,8 +15,6 @@ DuckDB CLI an analyst installs from PyPI (1.5) can read it whatever the pipeline
 
 import os
 import re
-import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ import duckdb
 
 from batch_platform.analytics import quote_identifier, snapshot_path
 from batch_platform.dbt_project import load_manifest
+from batch_platform.extract.lake import remove_leftovers, temporary_name
 from batch_platform.paths import warehouse_path
 from batch_platform.registry import load_registry
 from batch_platform.transform.dbt_assets import WAREHOUSE_POOL, translator
@@ -39,9 +38,6 @@ STORAGE_VERSION = "v1.2.0"
 
 PREVIEW_TABLE = ("channel", "channel_daily_kpis")
 PREVIEW_ROWS = 10
-
-# A temporary file this old was left by a publish that died; no live publish takes an hour.
-_STALE_TEMPORARY_SECONDS = 3600
 
 # Column names that would carry a person's contact details or name in the clear. Staging masks
 # them into `<name>_hash` columns (keyed HMAC), which are what analysts get instead.
@@ -157,13 +153,6 @@ def _fsync(path: Path) -> None:
         os.close(descriptor)
 
 
-def _remove_stale_temporaries(target: Path) -> None:
-    cutoff = time.time() - _STALE_TEMPORARY_SECONDS
-    for leftover in target.parent.glob(f".{target.name}.*.tmp*"):
-        if leftover.stat().st_mtime < cutoff:
-            leftover.unlink(missing_ok=True)
-
-
 def _copy_tables(
     connection: duckdb.DuckDBPyConnection, tables: Sequence[SnapshotTable]
 ) -> dict[str, int]:
@@ -266,16 +255,19 @@ def publish_snapshot(
 ) -> SnapshotStats:
     """Copy `tables` from the warehouse into a new snapshot and swap it in atomically.
 
-    The new file is built as `.<target>.<uuid>.tmp` beside the target (same file system, so the
-    rename is atomic), checkpointed, closed and fsynced, checked by the PII guard and only then
-    renamed over the target. On any failure the temporary file is removed and the previous
-    snapshot is untouched.
+    The new file is built as `.<target>.<host>.<pid>.<random>.tmp` beside the target (same file
+    system, so the rename is atomic), checkpointed, closed and fsynced, checked by the PII guard
+    and only then renamed over the target. On any failure the temporary file is removed and the
+    previous snapshot is untouched. A publish killed before it could clean up (SIGKILL, out of
+    memory) leaves its temporary file and DuckDB's `.wal` beside it, a snapshot's size: the next
+    publish removes them, named the lake's way so that it can tell them from the files of a
+    publish still running (whose process is alive, or on another host), which it never touches.
     """
     if not warehouse.is_file():
         raise SnapshotError(f"no warehouse at {warehouse}: materialise the dbt models first")
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(target)
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    remove_leftovers(target)
+    temporary = temporary_name(target)
     try:
         counts, preview_columns, preview_rows = _build(warehouse, temporary, tables, declared_pii)
         _fsync(temporary)

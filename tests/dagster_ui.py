@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from dagster_graphql.client.query import LAUNCH_PIPELINE_EXECUTION_MUTATION
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -154,6 +155,24 @@ def graphql(base_url: str, query: str, variables: dict | None = None) -> dict:
     return body["data"]
 
 
+def launch_asset_run(url: str, key: Any) -> str:
+    """Launch a run of one asset through GraphQL, as the UI does; it is queued, not started."""
+    selector = {
+        "repositoryLocationName": "batch_platform",
+        "repositoryName": "__repository__",
+        "jobName": "__ASSET_JOB",
+        "assetSelection": [key.to_graphql_input()],
+        "assetCheckSelection": [],  # the write, not the dbt tests: keeps the run short
+    }
+    answer = graphql(
+        url,
+        LAUNCH_PIPELINE_EXECUTION_MUTATION,
+        {"executionParams": {"selector": selector, "runConfigData": {}}},
+    )["launchPipelineExecution"]
+    assert answer["__typename"] == "LaunchRunSuccess", answer
+    return answer["run"]["runId"]
+
+
 SENSORS = """
 query {
   sensorsOrError(repositorySelector: {
@@ -170,22 +189,25 @@ mutation ($id: String) {
 }"""
 
 
-def _sensors(url: str) -> list[str] | None:
-    """The ids of the platform's sensors, once the code location has loaded."""
+def _sensors(url: str) -> list[dict] | None:
+    """The platform's sensors (id, name), once the code location has loaded."""
     answer = graphql(url, SENSORS)["sensorsOrError"]
     if answer["__typename"] != "Sensors":
         return None
-    return [sensor["id"] for sensor in answer["results"]]
+    return answer["results"]
 
 
-def stop_sensors(url: str, webserver: Process) -> None:
-    """Turn every sensor off, as a user does with the UI's toggles, before a daemon starts.
+def stop_sensors(url: str, webserver: Process, keep: tuple[str, ...] = ()) -> None:
+    """Turn every sensor but `keep` off, as a user does with the UI's toggles, before a daemon
+    starts.
 
     The platform's sensors run by default; a test that drives runs itself must not have the
     daemon launch runs of its own for the data it finds.
     """
-    for sensor_id in wait_until(lambda: _sensors(url), 120, "the code location", (webserver,)):
-        stopped = graphql(url, STOP_SENSOR, {"id": sensor_id})["stopSensor"]
+    for sensor in wait_until(lambda: _sensors(url), 120, "the code location", (webserver,)):
+        if sensor["name"] in keep:
+            continue
+        stopped = graphql(url, STOP_SENSOR, {"id": sensor["id"]})["stopSensor"]
         assert stopped["__typename"] == "StopSensorMutationResult", stopped
 
 

@@ -32,8 +32,16 @@ import adbc_driver_postgresql.dbapi
 import dagster as dg
 import duckdb
 import pytest
-from dagster_graphql.client.query import LAUNCH_PIPELINE_EXECUTION_MUTATION
-from dagster_ui import BIN, free_port, graphql, http_ok, process_groups, stop_sensors, wait_until
+from dagster_ui import (
+    BIN,
+    free_port,
+    graphql,
+    http_ok,
+    launch_asset_run,
+    process_groups,
+    stop_sensors,
+    wait_until,
+)
 from support import LANDSCAPE_START, postgres_url
 
 from batch_platform.dbt_project import load_manifest
@@ -103,24 +111,6 @@ def _drop_schema(server: str, schema: str) -> None:
             cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def _submit(url: str, key: dg.AssetKey) -> str:
-    """Launch a run of one asset through GraphQL, as the UI does; it is queued, not started."""
-    selector = {
-        "repositoryLocationName": "batch_platform",
-        "repositoryName": "__repository__",
-        "jobName": "__ASSET_JOB",
-        "assetSelection": [key.to_graphql_input()],
-        "assetCheckSelection": [],  # the write, not the dbt tests: keeps the run short
-    }
-    answer = graphql(
-        url,
-        LAUNCH_PIPELINE_EXECUTION_MUTATION,
-        {"executionParams": {"selector": selector, "runConfigData": {}}},
-    )["launchPipelineExecution"]
-    assert answer["__typename"] == "LaunchRunSuccess", answer
-    return answer["run"]["runId"]
-
-
 @pytest.fixture(scope="module")
 def instance_runs(pipeline, tmp_path_factory):
     base = tmp_path_factory.mktemp("instance-runs")
@@ -186,7 +176,7 @@ def _queue_two_writers(runs: InstanceRuns, base: Path) -> None:
         )
         wait_until(lambda: http_ok(f"{url}/server_info"), 180, "/server_info", (webserver,))
         stop_sensors(url, webserver)
-        runs.writer_runs = [_submit(url, key) for key in WRITERS]
+        runs.writer_runs = [launch_asset_run(url, key) for key in WRITERS]
         daemon = processes.start(
             "dagster-daemon",
             [str(BIN / "dagster-daemon"), "run", *workspace],

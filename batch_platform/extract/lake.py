@@ -94,9 +94,10 @@ class PartitionStats:
 _HOST = socket.gethostname()
 
 
-def _temporary_name(final: Path) -> Path:
+def temporary_name(final: Path) -> Path:
     """`.<name>.<host>.<pid>.<random>.tmp` beside `final`: whose it is, so a leftover of a
-    killed writer can be told from a file another writer is still writing."""
+    killed writer can be told from a file another writer is still writing. Also used for the
+    analyst snapshot (publish.py), whose writer is DuckDB and adds a `.tmp.wal` beside it."""
     return final.with_name(f".{final.name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
 
 
@@ -116,13 +117,18 @@ def _writer_is_gone(temporary: Path, final: Path) -> bool:
 
 
 def remove_leftovers(final: Path) -> list[Path]:
-    """Delete the temporary files a killed writer left beside `final`; return them."""
+    """Delete the temporary files a killed writer left beside `final`; return them.
+
+    Files named after a temporary file (`<temporary>.wal`, which DuckDB writes beside a
+    database) go with it, whether or not the temporary file itself is still there.
+    """
     removed = []
     if final.parent.is_dir():
-        for temporary in final.parent.glob(f".{final.name}.*.tmp"):
+        for leftover in final.parent.glob(f".{final.name}.*.tmp*"):
+            temporary = leftover.with_name(leftover.name[: leftover.name.rindex(".tmp") + 4])
             if _writer_is_gone(temporary, final):
-                temporary.unlink(missing_ok=True)
-                removed.append(temporary)
+                leftover.unlink(missing_ok=True)
+                removed.append(leftover)
     return removed
 
 
@@ -150,7 +156,7 @@ def _replace_atomically(
             _literal_path(final)  # refuses an unusable path before anything is created
             final.parent.mkdir(parents=True, exist_ok=True)
             remove_leftovers(final)
-            temporary = _temporary_name(final)
+            temporary = temporary_name(final)
             staged.append((temporary, final))
             con.execute(
                 f"COPY ({sql}) TO {_literal_path(temporary)} (FORMAT parquet, COMPRESSION zstd)",
