@@ -26,9 +26,10 @@ from batch_platform.paths import DATA_DIR_ENV
 # Run first: the longest tests, so that with `pytest -n 2` (make test) neither core is left
 # with a long test at the end while the other idles.
 LONGEST_FIRST = (
-    "test_daemon_e2e.py",
-    "test_bench_quick.py",
     "test_ui_browser.py",
+    "test_daemon_e2e.py",
+    "test_dead_runs.py",
+    "test_bench_quick.py",
     "test_backfill.py",
 )
 # Tests that share a module or session fixture too costly to build twice run on one worker.
