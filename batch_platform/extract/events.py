@@ -17,9 +17,10 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from batch_platform.extract.contract import SHAPE
-from batch_platform.extract.lake import PartitionLoad, PartitionStats
+from batch_platform.extract.lake import PartitionLoad, PartitionStats, schema_drift_report
 from batch_platform.registry import SourceSpec
 
 SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.jsonl$")
@@ -59,32 +60,68 @@ def find_landing_files(spec: SourceSpec, landing_root: Path, day: date) -> Landi
     return LandingFiles(tuple(files), tuple(skipped))
 
 
-# Blank lines (empty, or spaces only: `trim(raw) = ''`) are skipped. trim() copies every line
-# it is given, which took two thirds of this statement, so a line is only trimmed when its first
-# character is a space; any other first character makes it non-blank.
-_LINES_SQL = """
+# Which lines are records, one rule for every file, UTF-8 or not: a line is what lies between
+# two LF; a CR before the LF (a CRLF file) belongs to the line ending and is dropped, and so is
+# a UTF-8 byte order mark before a file's first line. A line that is then empty or only JSON
+# whitespace (space, tab, CR: RFC 8259) is blank and skipped; every other line is a record,
+# numbered by its line in the file. trim() copies every line it is given, which took two
+# thirds of this statement, so a line is only trimmed when it starts with whitespace.
+_STAGE_SQL = """
 INSERT INTO input
 SELECT origin, position, raw FROM (
-    SELECT $origins[list_position($paths, filename)] AS origin,
-           unnest(lines) AS raw, generate_subscripts(lines, 1) AS position
-    FROM (SELECT filename, string_split(content, chr(10)) AS lines FROM read_text($paths))
-) WHERE CASE WHEN raw = '' THEN false WHEN ascii(raw) <> 32 THEN true ELSE trim(raw) <> '' END
+    SELECT origin, position,
+           CASE WHEN ends_with(line, chr(13)) THEN rtrim(line, chr(13)) ELSE line END AS raw
+    FROM (
+        SELECT origin, position,
+               CASE WHEN position = 1 AND ascii(line) = 65279 THEN substr(line, 2) ELSE line END
+               AS line
+        FROM {lines}
+    )
+) WHERE CASE WHEN raw = '' THEN false WHEN ascii(raw) NOT IN (32, 9, 13) THEN true
+        ELSE trim(raw, ' ' || chr(9) || chr(13)) <> '' END
 """
+# The lines of UTF-8 files, read by DuckDB.
+_FILE_LINES = """(
+    SELECT $origins[list_position($paths, filename)] AS origin,
+           unnest(lines) AS line, generate_subscripts(lines, 1) AS position
+    FROM (SELECT filename, string_split(content, chr(10)) AS lines FROM read_text($paths))
+)"""
+_LINES_SQL = _STAGE_SQL.format(lines=_FILE_LINES)
+# The lines of a file that is not UTF-8, decoded (or spelled out) in Python.
+_UNDECODABLE = "undecodable_lines"
+_UNDECODABLE_SQL = _STAGE_SQL.format(lines=_UNDECODABLE)
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def _stage_undecodable(load: PartitionLoad, path: Path, origin: str) -> None:
-    """A file that is not UTF-8: keep its decodable lines, quarantine the others verbatim."""
-    rows = []
-    for number, line in enumerate(path.read_bytes().split(b"\n"), start=1):
-        if not line.strip():
-            continue
+    """A file that is not UTF-8: its lines go through the same rule as any file's.
+
+    A line that decodes is staged as it is. One that does not is staged whole with its bytes
+    spelled out (`invalid UTF-8: ...\\xff...`, Python's escapes), so nothing of it is lost: the
+    contract then quarantines it like any line, for its size first (measured on that text) and
+    otherwise as malformed JSON.
+    """
+    positions, lines = [], []
+    content = path.read_bytes().removeprefix(UTF8_BOM)
+    for number, line in enumerate(content.split(b"\n"), start=1):
         try:
-            rows.append((origin, number, line.decode("utf-8")))
+            text = line.decode("utf-8")
         except UnicodeDecodeError:
-            # Not JSON either way; the repr keeps the bytes visible in the quarantine.
-            rows.append((origin, number, "invalid UTF-8: " + repr(line)[2:-1][:2000]))
-    if rows:
-        load.con.executemany("INSERT INTO input VALUES (?, ?, ?)", rows)
+            text = "invalid UTF-8: " + repr(line.rstrip(b"\r"))[2:-1]
+        positions.append(number)
+        lines.append(text)
+    table = pa.table(
+        {
+            "origin": pa.array([origin] * len(lines), pa.string()),
+            "position": pa.array(positions, pa.int64()),
+            "line": pa.array(lines, pa.string()),
+        }
+    )
+    load.con.register(_UNDECODABLE, table)
+    try:
+        load.con.execute(_UNDECODABLE_SQL)
+    finally:
+        load.con.unregister(_UNDECODABLE)
 
 
 def extract_events(spec: SourceSpec, day: date, data_dir: Path) -> PartitionStats:
@@ -129,8 +166,9 @@ def present_fields(load: PartitionLoad) -> set[str]:
 
 
 def unknown_fields(present: set[str], spec: SourceSpec) -> list[str]:
-    """Top-level fields present in the data but not in the contract (schema drift)."""
-    return sorted(present - {c.name for c in spec.columns})
+    """Top-level fields present in the data but not in the contract (schema drift), as a
+    bounded `schema_drift_report`: the first few names and how many there are."""
+    return schema_drift_report(present - {c.name for c in spec.columns})
 
 
 class MissingColumnError(ValueError):
