@@ -105,6 +105,27 @@ def _exact(data_type: str) -> str | None:
     return None
 
 
+_SMALL_INTEGERS = frozenset("tinyint smallint integer utinyint usmallint uinteger".split())
+
+
+@cache
+def _doubles_hold_exactly(data_type: str) -> bool:
+    """True when every number in the type is one a double holds exactly (integers up to 32
+    bits, decimals up to 15 digits): a value can then be typed through its `exact_type`."""
+    parsed = duckdb.sqltype(data_type)
+    if parsed.id in _INTEGER_TYPES:
+        return parsed.id in _SMALL_INTEGERS
+    if parsed.id == "decimal":
+        return dict(parsed.children)["precision"] <= 15
+    if parsed.id in ("list", "array", "map", "struct"):
+        return all(
+            _doubles_hold_exactly(str(child))
+            for name, child in parsed.children
+            if not (parsed.id == "array" and name == "size")
+        )
+    return True
+
+
 def _position(spec: SourceSpec, column: ColumnSpec) -> int:
     """1-based position of the column in the contract: its index in FIELDS."""
     return [c.name for c in spec.columns].index(column.name) + 1
@@ -116,18 +137,40 @@ def _nested_position(spec: SourceSpec, column: ColumnSpec) -> int:
 
 
 def _text(kind: InputKind, spec: SourceSpec, column: ColumnSpec) -> str:
+    """The column's value as text (JSON text for a nested one): `_t<position>` for JSON."""
     if kind == "json":
-        return f"{FIELDS}[{_position(spec, column)}]"
+        return f"_t{_position(spec, column)}"
     return f"CAST({quote_identifier(column.name)} AS VARCHAR)"
 
 
 def _value(kind: InputKind, spec: SourceSpec, column: ColumnSpec) -> str:
-    """The column's value before typing: JSON for nested types, text for scalars."""
+    """The column's value before typing: JSON for nested types, text for scalars.
+
+    For JSON, a nested column whose numbers a double holds exactly is read once, as its
+    `exact_type` (`_n<position>`), and typed from that: cheaper than reading the JSON twice,
+    once for the typed value and once to see that nothing was rounded.
+    """
     if kind != "json":
         return quote_identifier(column.name)
     if column.is_nested:
-        return f"{NESTED}[{_nested_position(spec, column)}]"
-    return f"{FIELDS}[{_position(spec, column)}]"
+        return f"_n{_position(spec, column)}"
+    return _text(kind, spec, column)
+
+
+def _nested_read(spec: SourceSpec, column: ColumnSpec) -> str:
+    """How `_n<position>` is read from the record's JSON."""
+    json_value = f"{NESTED}[{_nested_position(spec, column)}]"
+    exact = exact_type(column.data_type)
+    if exact is not None and _doubles_hold_exactly(column.data_type):
+        return f"TRY_CAST({json_value} AS {exact})"
+    return json_value
+
+
+def _scratch_columns(spec: SourceSpec) -> list[str]:
+    """The columns `_parsed_input` adds that `checked` does not keep."""
+    texts = [f"_t{_position(spec, c)}" for c in spec.columns]
+    nested = [f"_n{_position(spec, spec.column(n))}" for n in spec.nested_columns]
+    return [FIELDS, *([NESTED] if nested else []), *texts, *nested]
 
 
 def _parsed_input(spec: SourceSpec, params: _Params) -> str:
@@ -154,13 +197,21 @@ def _parsed_input(spec: SourceSpec, params: _Params) -> str:
         nested = (
             f", CASE WHEN {SHAPE} IS NULL THEN json_extract(raw, {nested_paths}) END AS {NESTED}"
         )
+    # Each field taken out of the lists once, as a column of its own (`_t<position>`, and
+    # `_n<position>` for a nested one): every rule reads it, and indexing the list in each rule
+    # took it out again each time.
+    fields = [f"{FIELDS}[{_position(spec, c)}] AS _t{_position(spec, c)}" for c in spec.columns]
+    fields += [
+        f"{_nested_read(spec, spec.column(n))} AS _n{_position(spec, spec.column(n))}"
+        for n in spec.nested_columns
+    ]
     # Each field typed once too, as `_v<position>`, for the rules and the typed load to share.
     values = ", ".join(f"{_cast(spec, c)} AS {_typed_name(spec, c)}" for c in spec.columns)
     # Only the platform's constant names are formatted in; the paths and the limit are bound.
     return (
-        f"(SELECT *, {values} FROM "  # noqa: S608
+        f"(SELECT *, {values} FROM (SELECT *, {', '.join(fields)} FROM "  # noqa: S608
         f"(SELECT *, CASE WHEN {SHAPE} IS NULL THEN json_extract_string(raw, {paths}) END "
-        f"AS {FIELDS}{nested} FROM (SELECT *, {shape} AS {SHAPE} FROM input)))"
+        f"AS {FIELDS}{nested} FROM (SELECT *, {shape} AS {SHAPE} FROM input))))"
     )
 
 
@@ -235,9 +286,11 @@ def _rules(
         exact = exact_type(column.data_type) if kind == "json" else None
         if exact is not None:
             # Cast (the typed value) and read exactly: different means the cast rounded.
+            read = _value(kind, spec, column)
+            if not (column.is_nested and _doubles_hold_exactly(column.data_type)):
+                read = f"TRY_CAST({read} AS {exact})"  # else `_n<position>` is read exactly
             rules.append(
-                f"WHEN TRY_CAST({_value(kind, spec, column)} AS {exact}) IS DISTINCT FROM "
-                f"CAST({value} AS {exact}) THEN "
+                f"WHEN {read} IS DISTINCT FROM CAST({value} AS {exact}) THEN "
                 f"{params.bind(f'{column.name}: would be rounded to fit {column.data_type}')} || "
                 f"{_got(column, text, params)}"
             )
@@ -279,9 +332,9 @@ def checked_sql(
     # Identifiers are quoted, types parsed by DuckDB, every value is a bound parameter.
     columns, source = "*", "input"
     if kind == "json":
-        # The field lists were only needed to decide and type; `checked` keeps the typed values.
-        dropped = [FIELDS, NESTED] if spec.nested_columns else [FIELDS]
-        columns, source = f"* EXCLUDE ({', '.join(dropped)})", _parsed_input(spec, params)
+        # The fields were only needed to decide and type; `checked` keeps the typed values.
+        dropped = ", ".join(_scratch_columns(spec))
+        columns, source = f"* EXCLUDE ({dropped})", _parsed_input(spec, params)
     sql = f"SELECT {columns}, CASE {rules} END AS {REASON} FROM {source}"  # noqa: S608
     return sql, params.values
 

@@ -60,34 +60,36 @@ def find_landing_files(spec: SourceSpec, landing_root: Path, day: date) -> Landi
     return LandingFiles(tuple(files), tuple(skipped))
 
 
-# Which lines are records, one rule for every file, UTF-8 or not: a line is what lies between
-# two LF; a CR before the LF (a CRLF file) belongs to the line ending and is dropped, and so is
-# a UTF-8 byte order mark before a file's first line. A line that is then empty or only JSON
-# whitespace (space, tab, CR: RFC 8259) is blank and skipped; every other line is a record,
-# numbered by its line in the file. trim() copies every line it is given, which took two
-# thirds of this statement, so a line is only trimmed when it starts with whitespace.
+# Which lines are records, one rule for every file, UTF-8 or not: a UTF-8 byte order mark at
+# the start of a file is dropped; a line is what lies between two LF, and a CR right before an
+# LF (a CRLF file) is part of the line ending, not of the line. A line that is then empty or
+# only JSON whitespace (space, tab, CR: RFC 8259) is blank and skipped; every other line is a
+# record, numbered by its line in the file. The mark and the CRs are dealt with once per file
+# (a CRLF file is copied once without them), not per line; trim() copies every line it is
+# given, which took two thirds of this statement, so a line is only trimmed when it starts with
+# whitespace.
 _STAGE_SQL = """
 INSERT INTO input
-SELECT origin, position, raw FROM (
-    SELECT origin, position,
-           CASE WHEN ends_with(line, chr(13)) THEN rtrim(line, chr(13)) ELSE line END AS raw
-    FROM (
-        SELECT origin, position,
-               CASE WHEN position = 1 AND ascii(line) = 65279 THEN substr(line, 2) ELSE line END
-               AS line
-        FROM {lines}
-    )
-) WHERE CASE WHEN raw = '' THEN false WHEN ascii(raw) NOT IN (32, 9, 13) THEN true
-        ELSE trim(raw, ' ' || chr(9) || chr(13)) <> '' END
+SELECT origin, position, raw FROM {lines}
+WHERE CASE WHEN raw = '' THEN false WHEN ascii(raw) NOT IN (32, 9, 13) THEN true
+      ELSE trim(raw, ' ' || chr(9) || chr(13)) <> '' END
 """
 # The lines of UTF-8 files, read by DuckDB.
 _FILE_LINES = """(
     SELECT $origins[list_position($paths, filename)] AS origin,
-           unnest(lines) AS line, generate_subscripts(lines, 1) AS position
-    FROM (SELECT filename, string_split(content, chr(10)) AS lines FROM read_text($paths))
+           unnest(lines) AS raw, generate_subscripts(lines, 1) AS position
+    FROM (
+        SELECT filename, string_split(CASE WHEN contains(content, chr(13))
+            THEN replace(content, chr(13) || chr(10), chr(10)) ELSE content END, chr(10)) AS lines
+        FROM (
+            SELECT filename, CASE WHEN starts_with(content, chr(65279)) THEN substr(content, 2)
+                ELSE content END AS content
+            FROM read_text($paths)
+        )
+    )
 )"""
 _LINES_SQL = _STAGE_SQL.format(lines=_FILE_LINES)
-# The lines of a file that is not UTF-8, decoded (or spelled out) in Python.
+# The lines of a file that is not UTF-8, split and decoded (or spelled out) in Python.
 _UNDECODABLE = "undecodable_lines"
 _UNDECODABLE_SQL = _STAGE_SQL.format(lines=_UNDECODABLE)
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -102,19 +104,20 @@ def _stage_undecodable(load: PartitionLoad, path: Path, origin: str) -> None:
     otherwise as malformed JSON.
     """
     positions, lines = [], []
-    content = path.read_bytes().removeprefix(UTF8_BOM)
-    for number, line in enumerate(content.split(b"\n"), start=1):
+    parts = path.read_bytes().removeprefix(UTF8_BOM).split(b"\n")
+    for number, part in enumerate(parts, start=1):
+        line = part if number == len(parts) else part.removesuffix(b"\r")  # CR LF: the ending
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
-            text = "invalid UTF-8: " + repr(line.rstrip(b"\r"))[2:-1]
+            text = "invalid UTF-8: " + repr(line)[2:-1]
         positions.append(number)
         lines.append(text)
     table = pa.table(
         {
             "origin": pa.array([origin] * len(lines), pa.string()),
             "position": pa.array(positions, pa.int64()),
-            "line": pa.array(lines, pa.string()),
+            "raw": pa.array(lines, pa.string()),
         }
     )
     load.con.register(_UNDECODABLE, table)
