@@ -11,7 +11,8 @@ import copy
 import json
 import sqlite3
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
@@ -22,9 +23,15 @@ from batch_platform.dbt_project import load_manifest
 from batch_platform.definitions import days as platform_days
 from batch_platform.extract.contract import MAX_RECORD_BYTES
 from batch_platform.extract.database import DatabaseSourceError, extract_database
-from batch_platform.extract.events import extract_events
+from batch_platform.extract.events import UTF8_BOM, extract_events
 from batch_platform.extract.factory import ROWS_ACCOUNTED_FOR, build_extract_asset
-from batch_platform.extract.lake import partition_path
+from batch_platform.extract.lake import (
+    SCHEMA_DRIFT_LISTED,
+    PartitionStats,
+    partition_path,
+    schema_drift_count,
+    schema_drift_report,
+)
 from batch_platform.partitions import partition_day
 from batch_platform.paths import DATA_DIR_ENV
 from batch_platform.registry import RegistryError, load_registry
@@ -228,16 +235,290 @@ def test_a_day_of_only_empty_or_blank_files_writes_an_empty_partition(specs, tmp
 
 
 def test_blank_lines_are_skipped_and_every_other_line_keeps_its_number(specs, tmp_path):
-    """Empty and spaces-only lines are no records; a record after spaces is one, and a line of
-    other whitespace is a malformed record, quarantined at its own line number."""
+    """Empty lines and lines of JSON whitespace only (space, tab) are no records; a record
+    after spaces is one, and a line of other whitespace (a form feed) is a malformed record,
+    quarantined at its own line number."""
     spec = specs["orders/order_events"]
-    content = b"\n   \n" + b"  " + line(event(1)) + b"\t\n" + line(event(2)) + b" \n"
+    content = b"\n   \n\t\n" + b"  " + line(event(1)) + b"\x0c\n" + line(event(2)) + b" \t\n"
     write(tmp_path / "landing" / FOLDER, "gaps.jsonl", content)
     stats = extract_events(spec, DAY, tmp_path)
     assert (stats.rows_read, stats.rows_loaded, stats.rows_quarantined) == (3, 2, 1)
     [quarantined] = read(tmp_path, spec, "quarantine")
-    assert (quarantined["position"], quarantined["reason"]) == (4, "malformed JSON")
+    assert (quarantined["position"], quarantined["reason"]) == (5, "malformed JSON")
     assert {r["event_id"] for r in read(tmp_path, spec, "raw")} == {"e1", "e2"}
+
+
+# --- A value is loaded as what it says or quarantined: never approximated to fit -------------
+
+
+def extract_through_dagster(spec, tmp_path, monkeypatch, files: dict[str, bytes]):
+    """Land `files` in the day's folder of `spec`, materialise the real extract asset, check
+    that `rows_accounted_for` passed, and return (metadata, loaded rows, quarantine by
+    (file, line), the run's log messages)."""
+    folder = tmp_path / "landing" / spec.options["landing"].replace("{date}", DAY.isoformat())
+    for name, content in files.items():
+        write(folder.parent, name, content)
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [build_extract_asset(spec)], partition_key=DAY.isoformat(), instance=instance
+    )
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == ROWS_ACCOUNTED_FOR and check.passed
+    assert check.metadata["unaccounted_by_day"].value == {}
+    [materialization] = result.get_asset_materialization_events()
+    metadata = {k: v.value for k, v in materialization.materialization.metadata.items()}
+    loaded = {r[spec.primary_key]: r for r in read(tmp_path, spec, "raw")}
+    quarantined = {
+        (Path(r["origin"]).name, r["position"]): r for r in read(tmp_path, spec, "quarantine")
+    }
+    assert metadata["rows_read"] == len(loaded) + metadata["rows_duplicate"] + len(quarantined)
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    return metadata, loaded, quarantined, messages
+
+
+def reasons(quarantined: dict) -> dict:
+    return {where: row["reason"] for where, row in quarantined.items()}
+
+
+def test_a_json_object_or_array_in_a_text_column_is_quarantined_not_loaded_as_its_text(
+    specs, tmp_path, monkeypatch
+):
+    """`{"id": "e1"}` is not an event id. A string that merely looks like JSON is text."""
+    spec = specs["orders/order_events"]
+    looks_like_json = '{"looks": ["like", "json"]}'
+    content = b"".join(
+        line(r)
+        for r in [
+            event(1, event_id={"id": "e1"}),
+            event(2, customer_id=["c", 2]),
+            event(3, promotion_code={}),
+            event(4, promotion_code=looks_like_json, order_id="[o4]"),
+        ]
+    )
+    metadata, loaded, quarantined, _ = extract_through_dagster(
+        spec, tmp_path, monkeypatch, {"objects.jsonl": content}
+    )
+    assert reasons(quarantined) == {
+        ("objects.jsonl", 1): "event_id: expected VARCHAR, got a JSON object",
+        ("objects.jsonl", 2): "customer_id: expected VARCHAR, got a JSON array",
+        ("objects.jsonl", 3): "promotion_code: expected VARCHAR, got a JSON object",
+    }
+    assert loaded.keys() == {"e4"}
+    assert (loaded["e4"]["promotion_code"], loaded["e4"]["order_id"]) == (looks_like_json, "[o4]")
+    assert metadata["quarantine_reasons"] == {
+        "customer_id: expected VARCHAR": 1,
+        "event_id: expected VARCHAR": 1,
+        "promotion_code: expected VARCHAR": 1,
+    }
+
+
+ITEMS = "STRUCT(product_id VARCHAR, quantity INTEGER, unit_price DECIMAL(12,2))[]"
+
+
+def item(quantity=1, unit_price=10.5) -> list[dict]:
+    return [{"product_id": "p1", "quantity": quantity, "unit_price": unit_price}]
+
+
+def test_a_number_that_would_be_rounded_to_fit_is_quarantined_and_exact_ones_load(
+    specs, tmp_path, monkeypatch
+):
+    """1.9 is not an INTEGER and 12.345 not a DECIMAL(12,2): a cast would round them. A value
+    the type holds exactly loads, however it is written: 2.0 and 2e0 are the integer 2, 12.3
+    is 12.30."""
+    spec = specs["orders/order_events"]
+    rounded = {
+        1: event(1, items=item(quantity=1.9)),
+        2: event(2, items=item(unit_price=10.555)),
+        3: event(3, total_amount=12.345),
+        4: event(4, discount_amount="0.001"),
+        5: event(5, items=[*item(), *item(quantity=2.5)]),
+    }
+    exact = {
+        6: event(6, items=item(quantity=2.0, unit_price=10), total_amount=12.3),
+        7: event(7, items=item(quantity=2e0, unit_price=1e1), total_amount="12.30"),
+        8: event(8, items=item(quantity=-3), total_amount=99999.99),
+    }
+    content = b"".join(line(r) for r in {**rounded, **exact}.values())
+    _, loaded, quarantined, _ = extract_through_dagster(
+        spec, tmp_path, monkeypatch, {"numbers.jsonl": content}
+    )
+    rounded_items = f"items: would be rounded to fit {ITEMS}, got "
+    two_items = (  # a reason quotes the first 80 characters of the value
+        '[{"product_id":"p1","quantity":1,"unit_price":10.5},'
+        '{"product_id":"p1","quantity":2.5,"unit_price":10.5}]'
+    )
+    assert reasons(quarantined) == {
+        ("numbers.jsonl", 1): rounded_items
+        + '[{"product_id":"p1","quantity":1.9,"unit_price":10.5}]',
+        ("numbers.jsonl", 2): rounded_items
+        + '[{"product_id":"p1","quantity":1,"unit_price":10.555}]',
+        ("numbers.jsonl", 3): "total_amount: would be rounded to fit DECIMAL(12,2), got 12.345",
+        ("numbers.jsonl", 4): "discount_amount: would be rounded to fit DECIMAL(12,2), got 0.001",
+        ("numbers.jsonl", 5): rounded_items + two_items[:80],
+    }
+    assert loaded.keys() == {"e6", "e7", "e8"}
+    assert [(i["quantity"], i["unit_price"]) for i in loaded["e6"]["items"]] == [(2, Decimal("10"))]
+    assert [(i["quantity"], i["unit_price"]) for i in loaded["e7"]["items"]] == [(2, Decimal("10"))]
+    assert loaded["e6"]["total_amount"] == loaded["e7"]["total_amount"] == Decimal("12.30")
+    assert loaded["e8"]["items"][0]["quantity"] == -3
+
+    sessions = specs["clickstream/sessions"]
+    session = {
+        "occurred_at": "2026-03-02T09:00:00",
+        "session_id": "s1",
+        "channel": "web",
+        "customer_id": None,
+        "order_id": None,
+    }
+    clicks = b"".join(
+        line({**session, "event_id": f"s{views}", "page_views": views})
+        for views in (2.5, 1.0000001, 3.0, 4)
+    )
+    _, loaded, quarantined, _ = extract_through_dagster(
+        sessions, tmp_path / "clicks", monkeypatch, {"clicks.jsonl": clicks}
+    )
+    assert reasons(quarantined) == {
+        ("clicks.jsonl", 1): "page_views: would be rounded to fit INTEGER, got 2.5",
+        ("clicks.jsonl", 2): "page_views: would be rounded to fit INTEGER, got 1.0000001",
+    }
+    assert {k: r["page_views"] for k, r in loaded.items()} == {"s3.0": 3, "s4": 4}
+
+
+def test_a_timestamp_with_an_offset_is_the_instant_it_names_kept_in_utc(
+    specs, tmp_path, monkeypatch
+):
+    """23:30 at -03:00 on the 2nd is 02:30 UTC on the 3rd: outside the 2nd's partition, however
+    it is filed. A time without an offset is UTC, as before."""
+    spec = specs["orders/order_events"]
+    times = {
+        1: "2026-03-02T23:30:00-03:00",  # 2026-03-03 02:30 UTC: the next day
+        2: "2026-03-02T01:30:00+02:00",  # 2026-03-01 23:30 UTC: the day before
+        3: "2026-03-03T01:00:00+02:00",  # 2026-03-02 23:00 UTC: this day, filed by its local day
+        4: "2026-03-02T10:00:00Z",
+        5: "2026-03-02T10:00:05.5+00:00",
+        6: "2026-03-02T10:00:06",  # no offset: UTC
+        7: "2026-03-02 10:00:07 America/Sao_Paulo",  # a zone name: 13:00:07 UTC
+    }
+    content = b"".join(line(event(n, occurred_at=t)) for n, t in times.items())
+    metadata, loaded, quarantined, _ = extract_through_dagster(
+        spec, tmp_path, monkeypatch, {"offsets.jsonl": content}
+    )
+    window = "occurred_at: outside the partition window [2026-03-02, 2026-03-03), got "
+    assert reasons(quarantined) == {
+        ("offsets.jsonl", 1): window + "2026-03-03 02:30:00",
+        ("offsets.jsonl", 2): window + "2026-03-01 23:30:00",
+    }
+    assert {k: r["occurred_at"] for k, r in loaded.items()} == {
+        "e3": datetime(2026, 3, 2, 23, 0),
+        "e4": datetime(2026, 3, 2, 10, 0),
+        "e5": datetime(2026, 3, 2, 10, 0, 5, 500000),
+        "e6": datetime(2026, 3, 2, 10, 0, 6),
+        "e7": datetime(2026, 3, 2, 13, 0, 7),
+    }
+    assert metadata["watermark"] == "2026-03-02T23:00:00"
+
+
+# The same lines, once in a UTF-8 file and once in a file that is not UTF-8 (one more line of
+# Latin-1 bytes): which lines are records and what they hold must not depend on it.
+CRLF_CONTENT = (
+    UTF8_BOM
+    + json.dumps(event(1)).encode()
+    + b"\r\n"  # line 1: the first record, after the byte order mark
+    + b"\r\n"  # 2: a blank CRLF line
+    + b"  \t \r\n"  # 3: blank too
+    + json.dumps(event(2, promotion_code="a\rb")).encode()
+    + b"\r\r\n"  # 4: a record; the escaped CR inside it is data
+    + b"\x0c\r\n"  # 5: a form feed is not JSON whitespace: a malformed record
+    + b"\r"  # 6: a last line of a lone CR, no LF: blank
+)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "not utf-8"])
+def test_byte_order_marks_and_crlf_lines_follow_one_rule_in_every_file(
+    specs, tmp_path, monkeypatch, encoding
+):
+    spec = specs["orders/order_events"]
+    content = CRLF_CONTENT
+    expected = {("crlf.jsonl", 5): "malformed JSON"}
+    if encoding == "not utf-8":
+        content += b'\n{"event_id": "caf\xe9"}\r\n'
+        expected[("crlf.jsonl", 7)] = "malformed JSON"
+    metadata, loaded, quarantined, _ = extract_through_dagster(
+        spec, tmp_path, monkeypatch, {"crlf.jsonl": content}
+    )
+    assert reasons(quarantined) == expected
+    assert loaded.keys() == {"e1", "e2"}
+    assert loaded["e2"]["promotion_code"] == "a\rb"
+    assert metadata["rows_read"] == 2 + len(expected)
+    # A quarantined line is kept without its line ending.
+    assert quarantined[("crlf.jsonl", 5)]["raw"] == "\x0c"
+    if encoding == "not utf-8":
+        assert quarantined[("crlf.jsonl", 7)]["raw"] == 'invalid UTF-8: {"event_id": "caf\\xe9"}'
+
+
+def test_an_oversized_line_that_is_not_utf8_is_quarantined_for_its_size_and_kept_whole(
+    specs, tmp_path, monkeypatch
+):
+    spec = specs["orders/order_events"]
+    padding = b"\xff" + b"z" * MAX_RECORD_BYTES
+    oversized = json.dumps(event(2, promotion_code="PAD")).encode().replace(b"PAD", padding)
+    content = line(event(1)) + oversized + b"\r\n" + line(event(3))
+    metadata, loaded, quarantined, _ = extract_through_dagster(
+        spec, tmp_path, monkeypatch, {"big.jsonl": content}
+    )
+    kept = "invalid UTF-8: " + repr(oversized)[2:-1]
+    assert reasons(quarantined) == {
+        ("big.jsonl", 2): f"record larger than {MAX_RECORD_BYTES} bytes, got {len(kept)}"
+    }
+    assert quarantined[("big.jsonl", 2)]["raw"] == kept
+    assert loaded.keys() == {"e1", "e3"}
+    assert metadata["rows_read"] == 3
+
+
+def test_schema_drift_of_many_unknown_fields_is_reported_as_a_count_and_the_first_few(
+    specs, tmp_path, monkeypatch
+):
+    """200,000 distinct unknown keys (1,000 in each of 200 records): the metadata and the
+    warning name 20 of them and count the rest, instead of listing them all."""
+    spec = specs["orders/order_events"]
+    content = b"".join(
+        line(
+            {
+                **event(n, occurred_at=f"2026-03-02T10:{n // 60:02d}:{n % 60:02d}"),
+                **{f"k{n:03d}_{k:03d}": k for k in range(1000)},
+            }
+        )
+        for n in range(200)
+    )
+    metadata, loaded, _, messages = extract_through_dagster(
+        spec, tmp_path, monkeypatch, {"drift.jsonl": content}
+    )
+    assert len(loaded) == 200
+    listed = [f"k000_{k:03d}" for k in range(SCHEMA_DRIFT_LISTED)]
+    more = "... and 199980 more (200000 fields not in the contract)"
+    assert metadata["schema_drift"] == [*listed, more]
+    [warning] = [m for m in messages if "schema drift" in m]
+    assert warning.endswith(", ".join([*listed, more]))
+    assert len(warning) < 1000
+
+
+def test_schema_drift_of_several_days_combines_without_growing(specs):
+    def day(names: list[str]) -> PartitionStats:
+        return PartitionStats(schema_drift=schema_drift_report(names))
+
+    assert day(["b", "a", "b"]).schema_drift == ["a", "b"]
+    few = day(["a", "b"]).combine(day(["b", "c"]))
+    assert few.schema_drift == ["a", "b", "c"]
+    assert schema_drift_count(few.schema_drift) == 3
+    many = day([f"x{i:02d}" for i in range(30)]).combine(day([f"y{i:02d}" for i in range(25)]))
+    assert many.schema_drift == [
+        *[f"x{i:02d}" for i in range(20)],
+        "... and 20 more (at least 40 fields not in the contract)",
+    ]
+    assert schema_drift_count(many.schema_drift) == 40  # 40 names seen, others hidden
+    assert len(PartitionStats().combine(many).schema_drift) == SCHEMA_DRIFT_LISTED + 1
 
 
 def test_landing_names_that_climb_or_lead_out_of_the_landing_folder_are_never_read(specs, tmp_path):

@@ -9,13 +9,21 @@ Nothing from the registry is formatted into SQL as a value: column names are val
 identifiers and are double-quoted, types were parsed by DuckDB's own type parser, and JSON
 paths, messages, accepted values, minimums and the partition window are bound parameters.
 A reason quotes the offending value, except for a PII column, whose value it never shows.
+
+A value is loaded only as what it says, never approximated to fit (JSON records; see
+`_rules`): a JSON object or array is not text for a VARCHAR column, a number that the declared
+integer or decimal type could hold only rounded is refused, and a timestamp's offset is applied
+(the instant is kept, in UTC), not dropped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Literal
+
+import duckdb
 
 from batch_platform.registry import ColumnSpec, SourceSpec
 
@@ -50,6 +58,74 @@ class _Params:
 FIELDS, NESTED, SHAPE = "_fields", "_nested", "_shape"
 
 
+_INTEGER_TYPES = frozenset(
+    "tinyint smallint integer bigint hugeint utinyint usmallint uinteger ubigint uhugeint".split()
+)
+
+
+@cache
+def exact_type(data_type: str) -> str | None:
+    """The type with every integer and decimal in it made DOUBLE; None when it holds neither.
+
+    What a JSON number is before it is typed: DuckDB's JSON reader holds numbers as doubles
+    (or 64-bit integers). A value that casts to `data_type` and back to this type unchanged
+    fitted exactly; one that comes back different was rounded to fit (1.9 -> INTEGER 2, 12.345
+    -> DECIMAL(12,2) 12.35), and is refused. For up to 15 significant digits a double holds a
+    decimal exactly, so the comparison is exact for every type the registry uses.
+    """
+    exact = _exact(data_type)
+    # Built from DuckDB's own spelling of the declared type; parsed again to stay one.
+    return None if exact is None else str(duckdb.sqltype(exact))
+
+
+def _exact(data_type: str) -> str | None:
+    parsed = duckdb.sqltype(data_type)
+    kind = parsed.id
+    if kind in _INTEGER_TYPES or kind == "decimal":
+        return "DOUBLE"
+    if kind == "list":
+        inner = _exact(str(parsed.children[0][1]))
+        return None if inner is None else f"{inner}[]"
+    if kind == "array":
+        (_, child), (_, size) = parsed.children
+        inner = _exact(str(child))
+        return None if inner is None else f"{inner}[{size}]"
+    if kind == "map":
+        (_, key), (_, value) = parsed.children
+        key_exact, value_exact = _exact(str(key)), _exact(str(value))
+        if key_exact is None and value_exact is None:
+            return None
+        return f"MAP({key_exact or key}, {value_exact or value})"
+    if kind == "struct":
+        fields = [(name, str(child), _exact(str(child))) for name, child in parsed.children]
+        if all(exact is None for _, _, exact in fields):
+            return None
+        inner = ", ".join(f"{quote_identifier(n)} {e or t}" for n, t, e in fields)
+        return f"STRUCT({inner})"
+    return None
+
+
+_SMALL_INTEGERS = frozenset("tinyint smallint integer utinyint usmallint uinteger".split())
+
+
+@cache
+def _doubles_hold_exactly(data_type: str) -> bool:
+    """True when every number in the type is one a double holds exactly (integers up to 32
+    bits, decimals up to 15 digits): a value can then be typed through its `exact_type`."""
+    parsed = duckdb.sqltype(data_type)
+    if parsed.id in _INTEGER_TYPES:
+        return parsed.id in _SMALL_INTEGERS
+    if parsed.id == "decimal":
+        return dict(parsed.children)["precision"] <= 15
+    if parsed.id in ("list", "array", "map", "struct"):
+        return all(
+            _doubles_hold_exactly(str(child))
+            for name, child in parsed.children
+            if not (parsed.id == "array" and name == "size")
+        )
+    return True
+
+
 def _position(spec: SourceSpec, column: ColumnSpec) -> int:
     """1-based position of the column in the contract: its index in FIELDS."""
     return [c.name for c in spec.columns].index(column.name) + 1
@@ -61,18 +137,40 @@ def _nested_position(spec: SourceSpec, column: ColumnSpec) -> int:
 
 
 def _text(kind: InputKind, spec: SourceSpec, column: ColumnSpec) -> str:
+    """The column's value as text (JSON text for a nested one): `_t<position>` for JSON."""
     if kind == "json":
-        return f"{FIELDS}[{_position(spec, column)}]"
+        return f"_t{_position(spec, column)}"
     return f"CAST({quote_identifier(column.name)} AS VARCHAR)"
 
 
 def _value(kind: InputKind, spec: SourceSpec, column: ColumnSpec) -> str:
-    """The column's value before typing: JSON for nested types, text for scalars."""
+    """The column's value before typing: JSON for nested types, text for scalars.
+
+    For JSON, a nested column whose numbers a double holds exactly is read once, as its
+    `exact_type` (`_n<position>`), and typed from that: cheaper than reading the JSON twice,
+    once for the typed value and once to see that nothing was rounded.
+    """
     if kind != "json":
         return quote_identifier(column.name)
     if column.is_nested:
-        return f"{NESTED}[{_nested_position(spec, column)}]"
-    return f"{FIELDS}[{_position(spec, column)}]"
+        return f"_n{_position(spec, column)}"
+    return _text(kind, spec, column)
+
+
+def _nested_read(spec: SourceSpec, column: ColumnSpec) -> str:
+    """How `_n<position>` is read from the record's JSON."""
+    json_value = f"{NESTED}[{_nested_position(spec, column)}]"
+    exact = exact_type(column.data_type)
+    if exact is not None and _doubles_hold_exactly(column.data_type):
+        return f"TRY_CAST({json_value} AS {exact})"
+    return json_value
+
+
+def _scratch_columns(spec: SourceSpec) -> list[str]:
+    """The columns `_parsed_input` adds that `checked` does not keep."""
+    texts = [f"_t{_position(spec, c)}" for c in spec.columns]
+    nested = [f"_n{_position(spec, spec.column(n))}" for n in spec.nested_columns]
+    return [FIELDS, *([NESTED] if nested else []), *texts, *nested]
 
 
 def _parsed_input(spec: SourceSpec, params: _Params) -> str:
@@ -99,17 +197,36 @@ def _parsed_input(spec: SourceSpec, params: _Params) -> str:
         nested = (
             f", CASE WHEN {SHAPE} IS NULL THEN json_extract(raw, {nested_paths}) END AS {NESTED}"
         )
+    # Each field taken out of the lists once, as a column of its own (`_t<position>`, and
+    # `_n<position>` for a nested one): every rule reads it, and indexing the list in each rule
+    # took it out again each time.
+    fields = [f"{FIELDS}[{_position(spec, c)}] AS _t{_position(spec, c)}" for c in spec.columns]
+    fields += [
+        f"{_nested_read(spec, spec.column(n))} AS _n{_position(spec, spec.column(n))}"
+        for n in spec.nested_columns
+    ]
     # Each field typed once too, as `_v<position>`, for the rules and the typed load to share.
-    values = ", ".join(
-        f"TRY_CAST({_value('json', spec, c)} AS {c.data_type}) AS {_typed_name(spec, c)}"
-        for c in spec.columns
-    )
+    values = ", ".join(f"{_cast(spec, c)} AS {_typed_name(spec, c)}" for c in spec.columns)
     # Only the platform's constant names are formatted in; the paths and the limit are bound.
     return (
-        f"(SELECT *, {values} FROM "  # noqa: S608
+        f"(SELECT *, {values} FROM (SELECT *, {', '.join(fields)} FROM "  # noqa: S608
         f"(SELECT *, CASE WHEN {SHAPE} IS NULL THEN json_extract_string(raw, {paths}) END "
-        f"AS {FIELDS}{nested} FROM (SELECT *, {shape} AS {SHAPE} FROM input)))"
+        f"AS {FIELDS}{nested} FROM (SELECT *, {shape} AS {SHAPE} FROM input))))"
     )
+
+
+def _cast(spec: SourceSpec, column: ColumnSpec) -> str:
+    """A JSON field typed as declared; NULL where it does not cast.
+
+    A TIMESTAMP is read as an instant and kept in UTC: `2026-03-01T23:30:00-03:00` is
+    2026-03-02 02:30 (a plain cast to TIMESTAMP would drop the offset and keep 23:30); a time
+    without an offset is UTC already. The load's session time zone is UTC (`PartitionLoad`),
+    which is what a time without an offset is read in.
+    """
+    value = _value("json", spec, column)
+    if column.data_type == "TIMESTAMP":
+        return f"timezone('UTC', TRY_CAST({value} AS TIMESTAMPTZ))"
+    return f"TRY_CAST({value} AS {column.data_type})"
 
 
 def _typed_name(spec: SourceSpec, column: ColumnSpec) -> str:
@@ -151,11 +268,32 @@ def _rules(
                 f"WHEN {text} IS NULL THEN {params.bind('missing required field ' + column.name)}"
             )
         value = typed(kind, spec, column)
+        if kind == "json" and column.data_type == "VARCHAR":
+            # The text of a JSON object or array casts to VARCHAR, but is not what the column
+            # holds. Only a field whose text starts with `{` or `[` is parsed again to tell an
+            # object from a string that looks like one.
+            json_type = f"json_type(raw, {params.bind('$.' + column.name)})"
+            rules.append(
+                f"WHEN CASE WHEN ascii({text}) IN (91, 123) THEN {json_type} IN ('OBJECT', "
+                f"'ARRAY') END THEN {params.bind(f'{column.name}: expected VARCHAR, got a JSON ')}"
+                f" || lower({json_type})"
+            )
         rules.append(
             f"WHEN {text} IS NOT NULL AND {value} IS NULL THEN "
             f"{params.bind(f'{column.name}: expected {column.data_type}')} || "
             f"{_got(column, text, params)}"
         )
+        exact = exact_type(column.data_type) if kind == "json" else None
+        if exact is not None:
+            # Cast (the typed value) and read exactly: different means the cast rounded.
+            read = _value(kind, spec, column)
+            if not (column.is_nested and _doubles_hold_exactly(column.data_type)):
+                read = f"TRY_CAST({read} AS {exact})"  # else `_n<position>` is read exactly
+            rules.append(
+                f"WHEN {read} IS DISTINCT FROM CAST({value} AS {exact}) THEN "
+                f"{params.bind(f'{column.name}: would be rounded to fit {column.data_type}')} || "
+                f"{_got(column, text, params)}"
+            )
         if column.minimum is not None:
             rules.append(
                 f"WHEN {value} < {params.bind(column.minimum)} THEN "
@@ -194,9 +332,9 @@ def checked_sql(
     # Identifiers are quoted, types parsed by DuckDB, every value is a bound parameter.
     columns, source = "*", "input"
     if kind == "json":
-        # The field lists were only needed to decide and type; `checked` keeps the typed values.
-        dropped = [FIELDS, NESTED] if spec.nested_columns else [FIELDS]
-        columns, source = f"* EXCLUDE ({', '.join(dropped)})", _parsed_input(spec, params)
+        # The fields were only needed to decide and type; `checked` keeps the typed values.
+        dropped = ", ".join(_scratch_columns(spec))
+        columns, source = f"* EXCLUDE ({dropped})", _parsed_input(spec, params)
     sql = f"SELECT {columns}, CASE {rules} END AS {REASON} FROM {source}"  # noqa: S608
     return sql, params.values
 

@@ -17,9 +17,10 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from batch_platform.extract.contract import SHAPE
-from batch_platform.extract.lake import PartitionLoad, PartitionStats
+from batch_platform.extract.lake import PartitionLoad, PartitionStats, schema_drift_report
 from batch_platform.paths import lake_dir, landing_dir
 from batch_platform.registry import SourceSpec
 
@@ -60,32 +61,71 @@ def find_landing_files(spec: SourceSpec, landing_root: Path, day: date) -> Landi
     return LandingFiles(tuple(files), tuple(skipped))
 
 
-# Blank lines (empty, or spaces only: `trim(raw) = ''`) are skipped. trim() copies every line
-# it is given, which took two thirds of this statement, so a line is only trimmed when its first
-# character is a space; any other first character makes it non-blank.
-_LINES_SQL = """
+# Which lines are records, one rule for every file, UTF-8 or not: a UTF-8 byte order mark at
+# the start of a file is dropped; a line is what lies between two LF, and a CR right before an
+# LF (a CRLF file) is part of the line ending, not of the line. A line that is then empty or
+# only JSON whitespace (space, tab, CR: RFC 8259) is blank and skipped; every other line is a
+# record, numbered by its line in the file. The mark and the CRs are dealt with once per file
+# (a CRLF file is copied once without them), not per line; trim() copies every line it is
+# given, which took two thirds of this statement, so a line is only trimmed when it starts with
+# whitespace.
+_STAGE_SQL = """
 INSERT INTO input
-SELECT origin, position, raw FROM (
+SELECT origin, position, raw FROM {lines}
+WHERE CASE WHEN raw = '' THEN false WHEN ascii(raw) NOT IN (32, 9, 13) THEN true
+      ELSE trim(raw, ' ' || chr(9) || chr(13)) <> '' END
+"""
+# The lines of UTF-8 files, read by DuckDB.
+_FILE_LINES = """(
     SELECT $origins[list_position($paths, filename)] AS origin,
            unnest(lines) AS raw, generate_subscripts(lines, 1) AS position
-    FROM (SELECT filename, string_split(content, chr(10)) AS lines FROM read_text($paths))
-) WHERE CASE WHEN raw = '' THEN false WHEN ascii(raw) <> 32 THEN true ELSE trim(raw) <> '' END
-"""
+    FROM (
+        SELECT filename, string_split(CASE WHEN contains(content, chr(13))
+            THEN replace(content, chr(13) || chr(10), chr(10)) ELSE content END, chr(10)) AS lines
+        FROM (
+            SELECT filename, CASE WHEN starts_with(content, chr(65279)) THEN substr(content, 2)
+                ELSE content END AS content
+            FROM read_text($paths)
+        )
+    )
+)"""
+_LINES_SQL = _STAGE_SQL.format(lines=_FILE_LINES)
+# The lines of a file that is not UTF-8, split and decoded (or spelled out) in Python.
+_UNDECODABLE = "undecodable_lines"
+_UNDECODABLE_SQL = _STAGE_SQL.format(lines=_UNDECODABLE)
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def _stage_undecodable(load: PartitionLoad, path: Path, origin: str) -> None:
-    """A file that is not UTF-8: keep its decodable lines, quarantine the others verbatim."""
-    rows = []
-    for number, line in enumerate(path.read_bytes().split(b"\n"), start=1):
-        if not line.strip():
-            continue
+    """A file that is not UTF-8: its lines go through the same rule as any file's.
+
+    A line that decodes is staged as it is. One that does not is staged whole with its bytes
+    spelled out (`invalid UTF-8: ...\\xff...`, Python's escapes), so nothing of it is lost: the
+    contract then quarantines it like any line, for its size first (measured on that text) and
+    otherwise as malformed JSON.
+    """
+    positions, lines = [], []
+    parts = path.read_bytes().removeprefix(UTF8_BOM).split(b"\n")
+    for number, part in enumerate(parts, start=1):
+        line = part if number == len(parts) else part.removesuffix(b"\r")  # CR LF: the ending
         try:
-            rows.append((origin, number, line.decode("utf-8")))
+            text = line.decode("utf-8")
         except UnicodeDecodeError:
-            # Not JSON either way; the repr keeps the bytes visible in the quarantine.
-            rows.append((origin, number, "invalid UTF-8: " + repr(line)[2:-1][:2000]))
-    if rows:
-        load.con.executemany("INSERT INTO input VALUES (?, ?, ?)", rows)
+            text = "invalid UTF-8: " + repr(line)[2:-1]
+        positions.append(number)
+        lines.append(text)
+    table = pa.table(
+        {
+            "origin": pa.array([origin] * len(lines), pa.string()),
+            "position": pa.array(positions, pa.int64()),
+            "raw": pa.array(lines, pa.string()),
+        }
+    )
+    load.con.register(_UNDECODABLE, table)
+    try:
+        load.con.execute(_UNDECODABLE_SQL)
+    finally:
+        load.con.unregister(_UNDECODABLE)
 
 
 def extract_events(spec: SourceSpec, day: date, data_dir: Path) -> PartitionStats:
@@ -130,8 +170,9 @@ def present_fields(load: PartitionLoad) -> set[str]:
 
 
 def unknown_fields(present: set[str], spec: SourceSpec) -> list[str]:
-    """Top-level fields present in the data but not in the contract (schema drift)."""
-    return sorted(present - {c.name for c in spec.columns})
+    """Top-level fields present in the data but not in the contract (schema drift), as a
+    bounded `schema_drift_report`: the first few names and how many there are."""
+    return schema_drift_report(present - {c.name for c in spec.columns})
 
 
 class MissingColumnError(ValueError):

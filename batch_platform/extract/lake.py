@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import socket
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -56,9 +58,47 @@ def day_window(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+# Schema drift lists at most this many unknown field names (sorted), then counts the rest: a
+# producer that sends 200,000 distinct keys must not write megabytes of metadata and log.
+SCHEMA_DRIFT_LISTED = 20
+_DRIFT_MORE = re.compile(
+    r"^\.\.\. and \d+ more \((?:at least )?(\d+) fields not in the contract\)$"
+)
+
+
+def schema_drift_report(names: Iterable[str], total: int | None = None) -> list[str]:
+    """The unknown field names as reported: all of them when there are at most
+    SCHEMA_DRIFT_LISTED, else the first SCHEMA_DRIFT_LISTED (sorted) and one last entry
+    `... and N more (M fields not in the contract)`.
+
+    `total` is given when it is only a lower bound (several days combined, each already cut
+    short); the last entry then says `at least M`.
+    """
+    ordered = sorted(set(names))
+    exact = total is None
+    total = len(ordered) if total is None else max(total, len(ordered))
+    if total <= SCHEMA_DRIFT_LISTED and len(ordered) == total:
+        return ordered
+    listed = ordered[:SCHEMA_DRIFT_LISTED]
+    bound = "" if exact else "at least "
+    return [
+        *listed,
+        f"... and {total - len(listed)} more ({bound}{total} fields not in the contract)",
+    ]
+
+
+def schema_drift_count(report: list[str]) -> int:
+    """How many fields a `schema_drift_report` stands for (its last entry's count, if cut)."""
+    more = _DRIFT_MORE.match(report[-1]) if report else None
+    return int(more.group(1)) if more else len(report)
+
+
 @dataclass
 class PartitionStats:
-    """What one extract of one partition read and where every record went."""
+    """What one extract of one partition read and where every record went.
+
+    `schema_drift` is a `schema_drift_report`: bounded, with the count of what it leaves out.
+    """
 
     rows_read: int = 0
     rows_loaded: int = 0
@@ -86,9 +126,21 @@ class PartitionStats:
             input_files=self.input_files + other.input_files,
             watermark=max(marks) if marks else None,
             quarantine_reasons=reasons,
-            schema_drift=sorted(set(self.schema_drift) | set(other.schema_drift)),
+            schema_drift=self._combined_drift(other),
             skipped_inputs=self.skipped_inputs + other.skipped_inputs,
         )
+
+    def _combined_drift(self, other: PartitionStats) -> list[str]:
+        """The union of two days' drift; when either was cut short, only a lower bound of
+        how many distinct fields the two days hold together is known."""
+        reports = (self.schema_drift, other.schema_drift)
+        if not all(reports):
+            return list(self.schema_drift or other.schema_drift)
+        cut = [bool(r) and _DRIFT_MORE.match(r[-1]) is not None for r in reports]
+        names = [n for r, c in zip(reports, cut, strict=True) for n in (r[:-1] if c else r)]
+        if not any(cut):
+            return schema_drift_report(names)
+        return schema_drift_report(names, total=max(*map(schema_drift_count, reports)))
 
 
 _HOST = socket.gethostname()
@@ -232,6 +284,9 @@ class PartitionLoad:
         # The masking function is registered database-wide: a name of this load's own.
         self._mask_function = f"{_MASK_FUNCTION}_{uuid.uuid4().hex}"
         self.con = scratch_database().cursor()
+        # The contract reads a time without an offset as UTC (this session's time zone), and
+        # one with an offset as the instant it names; both are kept in UTC.
+        self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute(
             f"CREATE TEMP TABLE input ({ORIGIN} VARCHAR, {POSITION} BIGINT, {input_columns})"
         )
