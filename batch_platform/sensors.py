@@ -8,7 +8,8 @@ code-location load and a dbt start-up):
 - `new_data_sensor`: new or changed landing files of event sources (a late file in an old
   day's folder re-opens that day), and rows with a newer watermark than the last one seen in
   database and API sources, request the extracts of exactly the days they belong to: one run
-  per stretch of consecutive days, with every source touched in it. On a fresh instance the
+  per stretch of consecutive days, extracting every source for them (a source with nothing on
+  a day gets an empty partition, not a gap). On a fresh instance the
   first tick sees all history, so the whole landscape is extracted in one run. The cursor holds
   the landing high-water mark (file change times plus the files seen at that mark) and each
   polled source's watermark, so a restart neither repeats nor misses anything.
@@ -41,6 +42,7 @@ from batch_platform.registry import SourceSpec
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TRIGGER_TAG = "batch_platform/trigger"
+NEWS_TAG = "batch_platform/sources_with_news"  # which sources had new data on a run's days
 # Dagster's own tags for a run over a range of partitions (one run, however many days).
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -183,25 +185,31 @@ def partition_tags(first: str, last: str) -> dict[str, str]:
 
 
 def extract_run_requests(
-    touched: Touched, partition_keys: list[str], run_key_suffix: str
+    touched: Touched, specs: list[SourceSpec], partition_keys: list[str], run_key_suffix: str
 ) -> list[dg.RunRequest]:
-    """One run per stretch of consecutive days with new data, extracting every source touched
-    in it for each of its days.
+    """One run per stretch of consecutive days with new data, extracting every source for each
+    of its days.
 
     A day is a unit: a whole stretch (the first tick on a fresh instance sees every day of
     history; a normal day sees one) goes in one run instead of one per day and source, because
-    every run is a process that loads the code location first. A source re-extracted for a day
-    it had nothing new on rewrites the same partition (extracts are idempotent).
+    every run is a process that loads the code location first. Every source is extracted, not
+    only those with news: a source with nothing on a day gets its empty partition (0 rows)
+    instead of a gap that looks like a failure, and one that had nothing new rewrites the same
+    partition (extracts are idempotent). Which sources had news is in the run's tags.
     """
     requests = []
     for first, last in contiguous_ranges(touched, partition_keys):
         days = partition_keys[partition_keys.index(first) : partition_keys.index(last) + 1]
-        sources = {path: spec for day in days for path, spec in touched.get(day, {}).items()}
+        news = sorted({path for day in days for path in touched.get(day, {})})
         requests.append(
             dg.RunRequest(
                 run_key=f"new_data:{first}..{last}:{run_key_suffix}",
-                asset_selection=[extract_asset_key(sources[path]) for path in sorted(sources)],
-                tags={TRIGGER_TAG: "new_data", **partition_tags(first, last)},
+                asset_selection=[extract_asset_key(spec) for spec in specs],
+                tags={
+                    TRIGGER_TAG: "new_data",
+                    NEWS_TAG: ",".join(news),
+                    **partition_tags(first, last),
+                },
             )
         )
     return requests
@@ -230,7 +238,7 @@ def build_new_data_sensor(
         description="New or changed landing files of event sources, and rows with a newer "
         "watermark in database and API sources, request the extracts of exactly the days they "
         "belong to (late data re-opens old days): one run per stretch of consecutive days, "
-        "every source touched in it. The downstream_sensor then takes the days further.",
+        "extracting every source for them. The downstream_sensor then takes the days further.",
     )
     def new_data_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         state = json.loads(context.cursor) if context.cursor else {}
@@ -245,7 +253,7 @@ def build_new_data_sensor(
         )
         cursor = json.dumps({"landing": landing.dump(), "watermarks": watermarks}, sort_keys=True)
         suffix = hashlib.sha256(cursor.encode()).hexdigest()[:16]
-        requests = extract_run_requests(_merge(from_files, from_rows), keys, suffix)
+        requests = extract_run_requests(_merge(from_files, from_rows), specs, keys, suffix)
         return dg.SensorResult(run_requests=requests, cursor=cursor)
 
     return new_data_sensor

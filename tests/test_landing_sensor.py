@@ -9,13 +9,18 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from support import requested_pairs
 
 from batch_platform.dbt_project import load_manifest
 from batch_platform.definitions import days as platform_days
 from batch_platform.definitions import defs
+from batch_platform.extract.factory import extract_asset_key
 from batch_platform.registry import load_registry
-from batch_platform.sensors import build_new_data_sensor
+from batch_platform.sensors import (
+    NEWS_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    build_new_data_sensor,
+)
 
 
 @pytest.fixture
@@ -42,30 +47,31 @@ def deliver(root: Path, relative: str, text: str = '{"event_id": "x"}\n') -> Pat
     return path
 
 
-def evaluate(sensor, cursor=None, runs=None):
-    """(asset, day) pairs the tick requests, and its cursor; `runs` gets the run requests."""
+def evaluate(sensor, cursor=None):
+    """(sources with new files, first day, last day) of each requested run, and the cursor.
+
+    Every run extracts every source for its days (a source with nothing there gets an empty
+    partition, not a gap); which ones had news is in its tags.
+    """
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(cursor=cursor, instance=instance, definitions=defs)
         result = sensor.evaluate_tick(context)
-    if runs is not None:
-        runs.extend(result.run_requests)
-    return requested_pairs(result.run_requests), result.cursor
+    every_source = {extract_asset_key(spec) for spec in event_sources()}
+    runs = []
+    for request in result.run_requests:
+        assert set(request.asset_selection) == every_source
+        tags = request.tags
+        runs.append((tags[NEWS_TAG], tags[RANGE_START_TAG], tags[RANGE_END_TAG]))
+    return sorted(runs), result.cursor
 
 
 def test_new_files_request_their_sources_and_days_in_one_run(landing, sensor):
-    """Consecutive days with new files are one run extracting every source touched in them."""
+    """Consecutive days with new files are one run, extracting every source for those days."""
     deliver(landing, "orders/order_events/dt=2026-03-01/2026-03-01-000.jsonl")
     deliver(landing, "orders/order_events/dt=2026-03-01/2026-03-01-001.jsonl")
     deliver(landing, "payments/payment_events/dt=2026-03-02/2026-03-02-000.jsonl")
-    runs = []
-    requests, cursor = evaluate(sensor, runs=runs)
-    assert len(runs) == 1
-    assert requests == [
-        ("raw/orders/order_events", "2026-03-01"),
-        ("raw/orders/order_events", "2026-03-02"),
-        ("raw/payments/payment_events", "2026-03-01"),
-        ("raw/payments/payment_events", "2026-03-02"),
-    ]
+    requests, cursor = evaluate(sensor)
+    assert requests == [("orders/order_events,payments/payment_events", "2026-03-01", "2026-03-02")]
     # Nothing new: nothing requested, however often the sensor ticks.
     assert evaluate(sensor, cursor) == ([], cursor)
 
@@ -80,8 +86,8 @@ def test_a_late_file_reopens_its_old_day_only(landing, sensor):
     deliver(landing, "orders/order_events/dt=2026-03-04/2026-03-04-000.jsonl")
     requests, _ = evaluate(sensor, cursor)
     assert requests == [
-        ("raw/orders/order_events", "2026-03-01"),
-        ("raw/orders/order_events", "2026-03-04"),
+        ("orders/order_events", "2026-03-01", "2026-03-01"),
+        ("orders/order_events", "2026-03-04", "2026-03-04"),
     ]
 
 
@@ -90,7 +96,7 @@ def test_a_changed_file_is_seen_again(landing, sensor):
     _, cursor = evaluate(sensor)
     time.sleep(0.01)
     path.write_text('{"event_id": "x"}\n{"event_id": "y"}\n')
-    assert evaluate(sensor, cursor)[0] == [("raw/shipping/shipment_events", "2026-03-03")]
+    assert evaluate(sensor, cursor)[0] == [("shipping/shipment_events", "2026-03-03", "2026-03-03")]
 
 
 def test_after_a_restart_nothing_is_repeated_or_missed(landing, sensor):
@@ -104,7 +110,7 @@ def test_after_a_restart_nothing_is_repeated_or_missed(landing, sensor):
     os.utime(twin, ns=(stamp, stamp))
     restarted = build_new_data_sensor(event_sources(), platform_days)
     requests, cursor = evaluate(restarted, cursor)
-    assert requests == [("raw/clickstream/sessions", "2026-03-01")]
+    assert requests == [("clickstream/sessions", "2026-03-01", "2026-03-01")]
     assert evaluate(restarted, cursor)[0] == []
 
 
