@@ -37,7 +37,7 @@ import httpx
 from batch_platform import paths
 from batch_platform.extract import api, database
 from batch_platform.extract.events import refusal
-from batch_platform.extract.factory import extract_asset_key
+from batch_platform.extract.factory import CONTENT_HASH, extract_asset_key
 from batch_platform.registry import SourceSpec
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -314,6 +314,22 @@ def downstream_window(
     return partition_keys[first], partition_keys[last]
 
 
+def unchanged(instance: dg.DagsterInstance, record) -> bool:
+    """Whether an extract partition's materialisation holds what the one before it held."""
+    digest = record.asset_materialization.metadata.get(CONTENT_HASH)
+    if digest is None or not record.partition_key:
+        return False
+    previous = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=record.asset_key,
+            asset_partitions=[record.partition_key],
+            before_storage_id=record.storage_id,
+        ),
+        limit=1,
+    ).records
+    return bool(previous) and previous[0].asset_materialization.metadata.get(CONTENT_HASH) == digest
+
+
 def new_extract_days(
     instance: dg.DagsterInstance,
     extract_keys: list[dg.AssetKey],
@@ -323,7 +339,8 @@ def new_extract_days(
     """Days of extract partitions materialised after event-log id `after`, and the newest id.
 
     A materialisation from a run that also built everything downstream (a whole-graph range
-    run) needs nothing more and is not counted.
+    run) needs nothing more, and one whose partition holds what it held before (same content
+    hash: a re-extract that found nothing new) changes nothing downstream; neither is counted.
     """
     days: set[str] = set()
     newest = after
@@ -343,7 +360,11 @@ def new_extract_days(
                     run = instance.get_run_by_id(record.run_id)
                     selection = (run.asset_selection if run else None) or set()
                     covered[record.run_id] = downstream_keys <= selection
-                if record.partition_key and not covered[record.run_id]:
+                if (
+                    record.partition_key
+                    and not covered[record.run_id]
+                    and not unchanged(instance, record)
+                ):
                     days.add(record.partition_key)
             if not result.has_more:
                 break

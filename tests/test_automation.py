@@ -255,3 +255,30 @@ def test_without_inputs_settled_the_mart_would_read_the_stale_fact():
     with dg.instance_for_test() as instance:
         result = staging_updated(settlement_defs(fact_condition=None, mart_waits=False), instance)
         assert result.get_requested_partitions(MART_LIKE) == {DAY}
+
+
+def test_an_unchanged_re_extract_leads_to_no_downstream_run(data_dir):
+    """Caching by content: a day re-extracted with nothing new moves nothing downstream."""
+    from batch_platform.definitions import extracts
+
+    orders = next(asset for asset in extracts if ORDERS in asset.keys)
+    day = "2026-03-02"
+
+    def extract(instance) -> None:
+        assert dg.materialize([orders], partition_key=day, instance=instance).success
+
+    with dg.instance_for_test() as instance:
+        first = downstream_tick(instance)
+        extract(instance)
+        changed = downstream_tick(instance, first.cursor)
+        assert len(changed.run_requests) == 1
+        # The same landing files again (a re-poll, a catch-up, a person clicking twice).
+        extract(instance)
+        same = downstream_tick(instance, changed.cursor)
+        assert same.run_requests == []
+        # A late file lands for that day: the partition changes, so the day moves again.
+        late = data_dir / "landing" / "orders" / "order_events" / f"dt={day}" / "zz-late.jsonl"
+        late.write_text("not json\n")
+        extract(instance)
+        again = downstream_tick(instance, same.cursor)
+        assert len(again.run_requests) == 1
