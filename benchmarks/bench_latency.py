@@ -17,8 +17,10 @@ instance is polled: for the first run the `new_data_sensor` launched (every 30 s
 run per stretch of consecutive days touched), the run the `downstream_sensor` launched (every
 15 s; ONE run of everything above the extracts over the days touched and their 7-day settlement
 window), and `analytics_snapshot` materialised after the landing with the new day's rows in
-`channel.channel_daily_kpis` of `analytics.duckdb`: what analysts see. The runs the day
-triggered are counted once the instance is quiet again; a failed one is reported.
+`channel.channel_daily_kpis` of `analytics.duckdb`: what analysts see (whether those rows
+equal the simulator's figures for the day is recorded too). The runs the day triggered are
+counted once the instance is quiet again (nothing unfinished, and two more ticks of the
+automation sensor launched nothing); a failed one is reported.
 
 The baseline is the work itself without waiting: the same day as ONE whole-graph run in
 process, snapshot included. latency / work says how much of the latency is waiting (sensor
@@ -64,6 +66,7 @@ from benchmarks.harness import (
     run_kind,
     runs_after,
     sensor_ticks,
+    settle,
     simulate_landscape,
     start_process,
     stop_process,
@@ -226,14 +229,10 @@ def _one_day(instance, env: dict, data_dir: Path, timeout: float) -> dict:
     waiting = sum(1 for r in runs_after(instance, started) if unfinished(r))
     quiet = None
     if fresh is not None:
+        # Count every run the day caused (automation may still request some), and start the
+        # next day from a quiet instance.
         try:
-            wait_for(
-                lambda: not any(unfinished(r) for r in runs_after(instance, started)),
-                300,
-                "quiet instance",
-                2.0,
-            )
-            quiet = time.time()
+            quiet = settle(instance, started, 600)
         except TimeoutError:
             pass
     runs = runs_after(instance, started)
@@ -254,7 +253,7 @@ def _one_day(instance, env: dict, data_dir: Path, timeout: float) -> dict:
         ],
         "to_snapshot": None if fresh is None else fresh - landed,
         "snapshot_matches_truth": exact,
-        "to_quiet": None if quiet is None else quiet - landed,
+        "to_last_run_end": None if quiet is None else quiet - landed,
         "runs": len(runs),
         "runs_unfinished_when_snapshot_fresh_or_timeout": waiting,
         "runs_by_trigger": kinds,
@@ -330,12 +329,7 @@ def run(ctx: Context) -> dict:
                 wait_for(lambda s=sensor: sensor_ticks(instance, s) >= 1, 300, f"{sensor} tick")
             ready = time.time() - daemon_started
             # Whatever the first ticks launched (nothing, if the steady state holds) finishes.
-            wait_for(
-                lambda: not any(unfinished(r) for r in runs_after(instance, daemon_started)),
-                600,
-                "quiet instance",
-                2.0,
-            )
+            settle(instance, daemon_started, 600)
             startup = runs_after(instance, daemon_started)
             if startup:
                 kinds = sorted(run_kind(r) for r in startup)

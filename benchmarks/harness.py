@@ -672,6 +672,38 @@ def run_failure(instance, run_id: str) -> str:
     return f"{assets}: the run failed before a step did"
 
 
+def settle(
+    instance, after: float, timeout: float = 600.0, sensor: str = "platform_automation"
+) -> float | None:
+    """Wait until the runs created after `after` have finished and stay finished.
+
+    Quiet means: no run unfinished, and the automation sensor ticked twice more without
+    launching one (what a run just built may still make it request, such as a rebuild after
+    a model it reads updated, comes in those ticks). Returns when the last of those runs
+    ended (epoch seconds), None if none was launched; TimeoutError after `timeout`.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        wait_for(
+            lambda: not any(unfinished(r) for r in runs_after(instance, after)),
+            deadline - time.monotonic(),
+            "quiet instance",
+            2.0,
+        )
+        count = len(runs_after(instance, after))
+        seen = sensor_ticks(instance, sensor)
+        wait_for(
+            lambda seen=seen: sensor_ticks(instance, sensor) >= seen + 2,
+            deadline - time.monotonic(),
+            f"two {sensor} ticks",
+            2.0,
+        )
+        runs = runs_after(instance, after)
+        if len(runs) == count and not any(unfinished(r) for r in runs):
+            ends = [r.end_time for r in runs if r.end_time is not None]
+            return max(ends) if ends else None
+
+
 def run_kind(record) -> str:
     """Who asked for a run: the platform's sensors tag theirs; automation runs carry
     Dagster's `dagster/auto...` tags."""
