@@ -271,7 +271,7 @@ def run(ctx: Context) -> dict:
         raise Skip(
             "not in quick mode: through the daemon one new day takes minutes however small "
             "(a sensor tick, an extract run, another tick, the downstream run: each run a new "
-            "process that loads the code location, the downstream one three dbt invocations), "
+            "process that loads the code location, the downstream one two dbt steps), "
             "more than the whole quick budget; `make bench` measures it"
         )
     import dagster as dg

@@ -15,6 +15,8 @@ TITLE = "Benchmarks"
 def _fmt(value, unit: str = "") -> str:
     if value is None:
         return "-"
+    if unit == "runs" and isinstance(value, float) and value.is_integer():
+        value = int(value)  # a count, whether it came as a median or not
     if isinstance(value, float):
         if abs(value) >= 1000:
             text = f"{value:,.0f}"
@@ -368,7 +370,14 @@ def _scaling(bench: dict, results: dict) -> str:
     )
 
 
+def _run_time(day: dict, kind: str) -> float:
+    """Seconds the runs of `kind` spent running (start to end) for one day."""
+    return sum(v for k, v in (day.get("run_seconds") or {}).items() if k.split()[0] == kind)
+
+
 def _latency(bench: dict, results: dict) -> str:
+    from statistics import median
+
     info = bench.get("info") or {}
     days = info.get("per_day") or []
     ratio = _v(bench, "latency to fresh snapshot /")
@@ -378,28 +387,42 @@ def _latency(bench: dict, results: dict) -> str:
         for kind, count in (d.get("runs_by_trigger") or {}).items():
             kinds[kind] = kinds.get(kind, 0) + count
     by_kind = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+    extract = median(_run_time(d, "new_data") for d in days) if days else None
+    downstream = median(_run_time(d, "downstream") for d in days) if days else None
     text = (
-        f"A new day landed -> its extract run created "
+        f"A new day landed -> its first extract run created "
         f"{_s(_median(bench, 'to_run_created_seconds'))}, started "
         f"{_s(_median(bench, 'to_run_start_seconds'))} (median of {len(days)} days): the "
         "`new_data_sensor` ticks every 30 s, and a run starts as a new process that loads the "
-        "code location (see Start-up). The downstream run started "
+        "code location (see Start-up). The sensor requests one extract run per stretch of "
+        "consecutive days touched: the new day, and the older days its late files re-open, "
+        "which need not be next to it. The downstream run started "
         f"{_s(_median(bench, 'to_downstream_start_seconds'))} after the landing: the extract "
-        "run's own time, then the `downstream_sensor` (every 15 s) seeing its "
-        "materialisations, then another process start. The analyst snapshot held the new "
-        f"day's channel KPIs after {_s(_median(bench, 'to_snapshot_seconds'))}, over "
-        f"{_median(bench, 'runs_per_day'):.0f} runs per day ({by_kind} over the {len(days)} "
-        "days): one extract run for the new day and the three days before it that its late "
-        "files re-open (one stretch of consecutive days, every source touched), then ONE run "
-        "of everything above the extracts. That run covers more than the day: the days touched "
-        "and 7 days either side (the settlement window of order-keyed models), here "
+        "runs, then the `downstream_sensor` (every 15 s) seeing their materialisations, then "
+        "another process start. The analyst snapshot held the new day's channel KPIs after "
+        f"{_s(_median(bench, 'to_snapshot_seconds'))}"
+        + (
+            ", exactly the simulator's figures for the day,"
+            if days and all(d.get("snapshot_matches_truth") for d in days)
+            else " (not every day's equal to the simulator's figures: see the notes),"
+        )
+        + f" with {by_kind} runs over the {len(days)} days. Of that time "
+        f"the runs themselves ran {_s(extract)} (extracts) and {_s(downstream)} (the "
+        "downstream run), medians per day; the rest is waiting: sensor intervals and two "
+        "process starts with their code-location loads. The downstream run covers more than "
+        "the day: the days touched and 7 days either side (the settlement window of "
+        "order-keyed models), here "
         + (", ".join(f"{a} to {b}" for a, b in windows) or "-")
-        + ", and the whole-table models and the snapshot, in three dbt invocations. The same "
+        + ", then the whole-table models and the snapshot: two dbt steps. The same "
         "day as one whole-graph run in process (extracts, quarantine, dbt, snapshot) took "
         f"{_s(_median(bench, 'work_seconds'))}: the latency is {_x(ratio['value'])} the work "
-        f"(target <= 3x: {_met(ratio)}). What is left between them is two process starts with "
-        "their code-location loads, the sensor intervals, and the downstream run's wider "
-        "window of days."
+        f"(target <= 3x: {_met(ratio)}). "
+        "Under load the ratio is close to its target: an earlier run on 2026-12-01 with the "
+        "load average at 8 to 13 on these two cores measured 3.08x (178 s to the snapshot "
+        "against 58 s of work) and 4 runs per day, because the `platform_automation` sensor "
+        "requested the reconciliation models again over the downstream run's days after it "
+        "had built them (its evaluation found their inputs' nine partitions updated, and only "
+        "one of them by a run that also built the model), and the snapshot again after them."
     )
     if any(d.get("to_snapshot") is None for d in days):
         text += " At least one day timed out; its latency is a lower bound."
@@ -415,12 +438,18 @@ def _bootstrap(bench: dict, results: dict) -> str:
     params, info = bench["parameters"], bench.get("info") or {}
     verdict = _v(bench, "bootstrap to every asset")
     runs = info.get("runs") or []
+
+    def created(seconds: float) -> str:
+        when = "after" if seconds >= 0 else "before"
+        return f"created {_s(abs(seconds))} {when} the webserver answered"
+
     described = "; ".join(
         f"{r['trigger']} over {r['partitions'][0] or '-'} to {r['partitions'][1] or '-'} "
-        f"({r['assets']} assets, created {_s(r['created_after_answer_seconds'])} after the "
-        f"webserver answered, ran {_s(r['run_seconds'])}, {r['status'].lower()})"
+        f"({r['assets']} assets, {created(r['created_after_answer_seconds'])}, ran "
+        f"{_s(r['run_seconds'])}, {r['status'].lower()})"
         for r in runs
     )
+    running = sum(r["run_seconds"] or 0 for r in runs)
     return (
         f"On a fresh instance with `make dev`'s landscape ({params['days']} days at scale "
         f"{params['scale']}, {_fmt(info.get('landscape_mib'), 'MiB')} of landing files and "
@@ -428,10 +457,12 @@ def _bootstrap(bench: dict, results: dict) -> str:
         f"webserver answered after {_s(_median(bench, 'webserver_seconds'))}, and "
         f"{_s(_median(bench, 'bootstrap_seconds'))} later every one of the {params['assets']} "
         "assets had a materialisation and the analysts' snapshot file existed (target <= "
-        f"300 s: {_met(verdict)}). It took {len(runs)} runs: {described}. Nearly all of "
-        "the time is the two runs' own work (every source extracted for every day in one "
-        "process, then the quarantine, three dbt invocations over every day and the snapshot "
-        "in another), not waiting: one sensor tick before each run and a process start."
+        f"300 s: {_met(verdict)}). It took {len(runs)} runs: {described}. The runs themselves "
+        f"ran {_s(running)} (every source extracted for every day in one process; the "
+        "quarantine, the two dbt steps over every day and the snapshot in another); the "
+        "rest is the `downstream_sensor`'s interval and a process start with its "
+        "code-location load for each run. At this volume the target leaves a wide margin; "
+        "the work grows with the landscape, the waiting does not."
     )
 
 
