@@ -419,8 +419,9 @@ def _latency(bench: dict, results: dict) -> str:
         f"(target <= 3x: {_met(ratio)}). "
         "Under load the ratio is close to its target: an earlier run on 2026-12-01 with the "
         "load average at 8 to 13 on these two cores measured 3.08x (178 s to the snapshot "
-        "against 58 s of work) and 4 runs per day, because the `platform_automation` sensor "
-        "requested the reconciliation models again over the downstream run's days after it "
+        "against 58 s of work) and 4 runs per day, one or two of them because the "
+        "`platform_automation` sensor requested the reconciliation models again over the "
+        "downstream run's days after it "
         "had built them (its evaluation found their inputs' nine partitions updated, and only "
         "one of them by a run that also built the model), and the snapshot again after them."
     )
