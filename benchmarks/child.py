@@ -1,11 +1,14 @@
 """A whole-graph run in a fresh interpreter, so that its peak memory is its own.
 
-    python -m benchmarks.child --data-dir DIR (--instance-dir DIR | --dagster-home) [--quick]
+    python -m benchmarks.child --data-dir DIR (--instance-dir DIR | --dagster-home)
+                               [--quick | --publish]
 
 Runs every day of the landscape in `DIR` as ONE run (what a backfill launches) and prints one
 JSON line: the seconds the run took inside the process (interpreter start-up and imports
 excluded; the parent measures the wall time around it), its step time by kind, and the peak
-resident set of this process or its dbt subprocesses (`harness.peak_rss_bytes`).
+resident set of this process or its dbt subprocesses (`harness.peak_rss_bytes`). With
+`--publish` the run also covers the quarantine asset and the analyst snapshot: the deployment's
+whole graph, as a steady state built before the daemon starts.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--instance-dir", type=Path, help="a new SQLite instance here")
     where.add_argument("--dagster-home", action="store_true", help="the $DAGSTER_HOME instance")
-    parser.add_argument("--quick", action="store_true", help="the quick-mode graph")
+    graph = parser.add_mutually_exclusive_group()
+    graph.add_argument("--quick", action="store_true", help="the quick-mode graph")
+    graph.add_argument("--publish", action="store_true", help="also quarantine and snapshot")
     args = parser.parse_args(argv)
 
     from dagster import DagsterInstance
@@ -41,9 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     days = landscape_days(json.loads((data_dir / "landscape.json").read_text()))
     with environment(BATCH_PLATFORM_DATA_DIR=str(data_dir)):
         if args.dagster_home:
-            pipeline = Pipeline(instance=DagsterInstance.get())
+            pipeline = Pipeline(instance=DagsterInstance.get(), publish=args.publish)
         else:
-            pipeline = Pipeline(args.instance_dir.resolve())
+            pipeline = Pipeline(args.instance_dir.resolve(), publish=args.publish)
         with demo_apis(data_dir):
             started = time.perf_counter()
             result = pipeline.run(days, whole=not args.quick)

@@ -297,11 +297,18 @@ class Pipeline:
     (partitioned models, then the whole tables), each one dbt invocation. Quick mode runs a
     smaller graph (`whole=False`): the extracts and the partitioned models, ONE dbt invocation,
     since on this machine every dbt invocation costs 5-10 s whatever the data.
+
+    With `publish=True` the whole graph is the deployment's whole graph: also the quarantine
+    asset and the analyst snapshot, which is what a new day must reach before analysts see it
+    (the latency benchmarks' baseline). Without it, the benchmarks that compare a run with
+    `dbt build` by hand keep to what dbt builds.
     """
 
     _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
-    def __init__(self, instance_dir: Path | None = None, instance=None):
+    def __init__(
+        self, instance_dir: Path | None = None, instance=None, publish: bool = False
+    ) -> None:
         """Runs go to `instance` if given, else to a new SQLite instance in `instance_dir`."""
         import dagster as dg
 
@@ -310,12 +317,15 @@ class Pipeline:
             dbt_whole_tables,
             defs,
             extracts,
+            transforms,
         )
 
         self.dg = dg
         self.resources = {"dbt": defs.resources["dbt"]}
         self.extracts = extracts
         self.everything = [*self.extracts, dbt_partitioned_models, dbt_whole_tables]
+        if publish:  # the quarantine and the snapshot too: everything the platform builds
+            self.everything += [a for a in transforms if a not in self.everything]
         self.selections = {
             True: dg.AssetSelection.assets(*self.everything),
             False: dg.AssetSelection.assets(*self.extracts, dbt_partitioned_models),
@@ -560,6 +570,155 @@ def run_child(
     seconds, stdout = run_process([sys.executable, "-m", *module_args], env)
     lines = [line for line in stdout.splitlines() if line.strip()]
     return seconds, json.loads(lines[-1]) if lines else {}
+
+
+# ---------------------------------------------------------------------------------------------
+# A deployment in miniature: the daemon (and the webserver) as processes, the instance polled
+
+
+def start_process(argv: Sequence[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """A server started in the project folder in a session of its own, its output to `log_path`.
+
+    Its own session, so that `stop_process` ends its children too (the daemon's code server
+    and the run workers it launches).
+    """
+    with open(log_path, "wb") as log_file:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            list(argv),
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group, SIGKILL if it is still there after a minute."""
+    import signal
+
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 1.0):
+    """Poll `predicate` until it returns something true, which is returned; TimeoutError after."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"no {what} within {timeout:.0f} s")
+
+
+def sensor_ticks(instance, name: str) -> int:
+    """How many ticks the daemon has recorded for the sensor `name`."""
+    for state in instance.all_instigator_state():
+        if state.instigator_name == name:
+            return len(instance.get_ticks(state.instigator_origin_id, state.selector_id))
+    return 0
+
+
+def runs_after(instance, after: float) -> list:
+    """The run records created after the epoch second `after`."""
+    from dagster import RunsFilter
+
+    created = datetime.fromtimestamp(after, UTC)
+    return list(instance.get_run_records(filters=RunsFilter(created_after=created)))
+
+
+def unfinished(record) -> bool:
+    from dagster import DagsterRunStatus
+
+    return record.dagster_run.status in {
+        DagsterRunStatus.QUEUED,
+        DagsterRunStatus.NOT_STARTED,
+        DagsterRunStatus.STARTING,
+        DagsterRunStatus.STARTED,
+        DagsterRunStatus.CANCELING,
+    }
+
+
+def failed(record) -> bool:
+    from dagster import DagsterRunStatus
+
+    return record.dagster_run.status == DagsterRunStatus.FAILURE
+
+
+def run_failure(instance, run_id: str) -> str:
+    """A failed run's assets and the first line of what dbt or the step said."""
+    import re
+
+    from dagster import DagsterEventType
+
+    run = instance.get_run_by_id(run_id)
+    assets = ", ".join(k.to_user_string() for k in run.asset_selection or [])
+    for record in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        error = record.dagster_event.event_specific_data.error
+        text = re.sub(r"\x1b\[[0-9;]*m|\s*\.{3,}\s*", " ", error.message if error else "")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        # dagster-dbt puts dbt's own error after this line; it says more than the exception.
+        marker = "Errors parsed from dbt logs:"
+        reason = lines[lines.index(marker) + 1] if marker in lines[:-1] else lines[0]
+        return f"{assets}: {reason[:200]}"
+    return f"{assets}: the run failed before a step did"
+
+
+def settle(
+    instance, after: float, timeout: float = 600.0, sensor: str = "platform_automation"
+) -> float | None:
+    """Wait until the runs created after `after` have finished and stay finished.
+
+    Quiet means: no run unfinished, and the automation sensor ticked twice more without
+    launching one (what a run just built may still make it request, such as a rebuild after
+    a model it reads updated, comes in those ticks). Returns when the last of those runs
+    ended (epoch seconds), None if none was launched; TimeoutError after `timeout`.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        wait_for(
+            lambda: not any(unfinished(r) for r in runs_after(instance, after)),
+            deadline - time.monotonic(),
+            "quiet instance",
+            2.0,
+        )
+        count = len(runs_after(instance, after))
+        seen = sensor_ticks(instance, sensor)
+        wait_for(
+            lambda seen=seen: sensor_ticks(instance, sensor) >= seen + 2,
+            deadline - time.monotonic(),
+            f"two {sensor} ticks",
+            2.0,
+        )
+        runs = runs_after(instance, after)
+        if len(runs) == count and not any(unfinished(r) for r in runs):
+            ends = [r.end_time for r in runs if r.end_time is not None]
+            return max(ends) if ends else None
+
+
+def run_kind(record) -> str:
+    """Who asked for a run: the platform's sensors tag theirs; automation runs carry
+    Dagster's `dagster/auto...` tags."""
+    from batch_platform.sensors import TRIGGER_TAG
+
+    tags = record.dagster_run.tags
+    if tags.get(TRIGGER_TAG):
+        return tags[TRIGGER_TAG]
+    return "automation" if any(k.startswith("dagster/auto") for k in tags) else "other"
+
+
+def run_seconds(record) -> float | None:
+    """A finished run's wall time from its start to its end, as the instance recorded them."""
+    if record.start_time is None or record.end_time is None:
+        return None
+    return record.end_time - record.start_time
 
 
 # ---------------------------------------------------------------------------------------------

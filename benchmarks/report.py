@@ -15,6 +15,8 @@ TITLE = "Benchmarks"
 def _fmt(value, unit: str = "") -> str:
     if value is None:
         return "-"
+    if unit == "runs" and isinstance(value, float) and value.is_integer():
+        value = int(value)  # a count, whether it came as a median or not
     if isinstance(value, float):
         if abs(value) >= 1000:
             text = f"{value:,.0f}"
@@ -59,7 +61,15 @@ def _machine(results: dict) -> list[str]:
         f"| source | {_source(m.get('source'))} |",
         f"| run | `{results['command']}`, {results['mode']} mode, started "
         f"{results['started_at']}, {_fmt(results.get('seconds', 0) / 60)} min |",
-    ]
+    ] + (
+        [
+            "",
+            "The last run measured only some benchmarks (`--only`); the others' figures were "
+            "kept from earlier runs, each with the time and load average it was measured at.",
+        ]
+        if "--only" in results["command"]
+        else []
+    )
 
 
 def _source(source: dict | None) -> str:
@@ -360,35 +370,101 @@ def _scaling(bench: dict, results: dict) -> str:
     )
 
 
+def _run_time(day: dict, kind: str) -> float:
+    """Seconds the runs of `kind` spent running (start to end) for one day."""
+    return sum(v for k, v in (day.get("run_seconds") or {}).items() if k.split()[0] == kind)
+
+
 def _latency(bench: dict, results: dict) -> str:
+    from statistics import median
+
     info = bench.get("info") or {}
     days = info.get("per_day") or []
-    ratio = _v(bench, "latency to fresh mart /")
+    ratio = _v(bench, "latency to fresh snapshot /")
+    windows = sorted({tuple(d["downstream_window"]) for d in days if d.get("downstream_window")})
+    kinds: dict[str, int] = {}
+    for d in days:
+        for kind, count in (d.get("runs_by_trigger") or {}).items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    by_kind = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+    extract = median(_run_time(d, "new_data") for d in days) if days else None
+    downstream = median(_run_time(d, "downstream") for d in days) if days else None
     text = (
-        f"Files landed -> first run created {_s(_median(bench, 'to_run_created_seconds'))}, "
-        f"started {_s(_median(bench, 'to_run_start_seconds'))} (median of {len(days)} days): "
-        "the landing sensor ticks every 15 s, and a run starts as a new process that loads "
-        "the code location (see Start-up). The channel mart was fresh after "
-        f"{_s(_median(bench, 'to_mart_seconds'))}, over {_median(bench, 'runs_per_day'):.0f} "
-        "runs per day: the landing sensor requests one run per day touched (the new day and "
-        "the older days its late files re-open), the watermark sensor one for the polled "
-        "sources, then the automation sensor (every 30 s) moves the models one layer per tick, "
-        "each in small runs per asset subset and partition range (order-keyed models take a "
-        "7-day window around their day). Every warehouse run holds the single "
-        "`duckdb_warehouse` pool, so they run one after the other, each paying a process "
-        "start, the code location load and at least one dbt invocation. The same day as one "
-        f"whole-graph run in process took {_s(_median(bench, 'work_seconds'))}: the latency "
-        f"is {_x(ratio['value'])} the work, and the difference is waiting and per-run "
-        "overhead."
+        f"A new day landed -> its first extract run created "
+        f"{_s(_median(bench, 'to_run_created_seconds'))}, started "
+        f"{_s(_median(bench, 'to_run_start_seconds'))} (median of {len(days)} days): the "
+        "`new_data_sensor` ticks every 30 s, and a run starts as a new process that loads the "
+        "code location (see Start-up). The sensor requests one extract run per stretch of "
+        "consecutive days touched: the new day, and the older days its late files re-open, "
+        "which need not be next to it. The downstream run started "
+        f"{_s(_median(bench, 'to_downstream_start_seconds'))} after the landing: the extract "
+        "runs, then the `downstream_sensor` (every 15 s) seeing their materialisations, then "
+        "another process start. The analyst snapshot held the new day's channel KPIs after "
+        f"{_s(_median(bench, 'to_snapshot_seconds'))}"
+        + (
+            ", exactly the simulator's figures for the day,"
+            if days and all(d.get("snapshot_matches_truth") for d in days)
+            else " (not every day's equal to the simulator's figures: see the notes),"
+        )
+        + f" with {by_kind} runs over the {len(days)} days. Of that time "
+        f"the runs themselves ran {_s(extract)} (extracts) and {_s(downstream)} (the "
+        "downstream run), medians per day; the rest is waiting: sensor intervals and two "
+        "process starts with their code-location loads. The downstream run covers more than "
+        "the day: the days touched and 7 days either side (the settlement window of "
+        "order-keyed models), here "
+        + (", ".join(f"{a} to {b}" for a, b in windows) or "-")
+        + ", then the whole-table models and the snapshot: two dbt steps. The same "
+        "day as one whole-graph run in process (extracts, quarantine, dbt, snapshot) took "
+        f"{_s(_median(bench, 'work_seconds'))}: the latency is {_x(ratio['value'])} the work "
+        f"(target <= 3x: {_met(ratio)}). "
+        "Under load the ratio is close to its target: an earlier run on 2026-12-01 with the "
+        "load average at 8 to 13 on these two cores measured 3.08x (178 s to the snapshot "
+        "against 58 s of work) and 4 runs per day, one or two of them because the "
+        "`platform_automation` sensor requested the reconciliation models again over the "
+        "downstream run's days after it "
+        "had built them (its evaluation found their inputs' nine partitions updated, and only "
+        "one of them by a run that also built the model), and the snapshot again after them."
     )
-    if any(d.get("to_mart") is None for d in days):
+    if any(d.get("to_snapshot") is None for d in days):
         text += " At least one day timed out; its latency is a lower bound."
     if any(d.get("runs_failed") for d in days):
         text += (
-            " Runs failed on the way (see the notes); the new day's channel mart was built "
-            "all the same, and its latency is what is reported."
+            " Runs failed on the way (see the notes); the new day reached the snapshot all "
+            "the same, and its latency is what is reported."
         )
     return text
+
+
+def _bootstrap(bench: dict, results: dict) -> str:
+    params, info = bench["parameters"], bench.get("info") or {}
+    verdict = _v(bench, "bootstrap to every asset")
+    runs = info.get("runs") or []
+
+    def created(seconds: float) -> str:
+        when = "after" if seconds >= 0 else "before"
+        return f"created {_s(abs(seconds))} {when} the webserver answered"
+
+    described = "; ".join(
+        f"{r['trigger']} over {r['partitions'][0] or '-'} to {r['partitions'][1] or '-'} "
+        f"({r['assets']} assets, {created(r['created_after_answer_seconds'])}, ran "
+        f"{_s(r['run_seconds'])}, {r['status'].lower()})"
+        for r in runs
+    )
+    running = sum(r["run_seconds"] or 0 for r in runs)
+    return (
+        f"On a fresh instance with `make dev`'s landscape ({params['days']} days at scale "
+        f"{params['scale']}, {_fmt(info.get('landscape_mib'), 'MiB')} of landing files and "
+        "service databases), the daemon and the webserver were started together; the "
+        f"webserver answered after {_s(_median(bench, 'webserver_seconds'))}, and "
+        f"{_s(_median(bench, 'bootstrap_seconds'))} later every one of the {params['assets']} "
+        "assets had a materialisation and the analysts' snapshot file existed (target <= "
+        f"300 s: {_met(verdict)}). It took {len(runs)} runs: {described}. The runs themselves "
+        f"ran {_s(running)} (every source extracted for every day in one process; the "
+        "quarantine, the two dbt steps over every day and the snapshot in another); the "
+        "rest is the `downstream_sensor`'s interval and a process start with its "
+        "code-location load for each run. At this volume the target leaves a wide margin; "
+        "the work grows with the landscape, the waiting does not."
+    )
 
 
 OVERALL = (
@@ -410,6 +486,7 @@ READINGS: dict[str, Callable[[dict, dict], str]] = {
     "incremental": _incremental,
     "scaling": _scaling,
     "latency": _latency,
+    "bootstrap": _bootstrap,
 }
 
 
@@ -424,7 +501,8 @@ def render(results: dict) -> str:
         "measured in the same invocation** (a bare DuckDB read, a bare ADBC read, a bare `dbt "
         "build`, the same work without Dagster, a bare `import dagster`), so its headline "
         "figure is a ratio that survives a busy machine (this one has two cores and is shared); "
-        "seconds and rows per second are there for information. Each benchmark generates its "
+        "seconds and rows per second are there for information. The bootstrap is the exception: "
+        "a wall time held against the 5 minutes issue #14 allows. Each benchmark generates its "
         "own demo landscape under `benchmarks/work/` (git-ignored), points "
         "`BATCH_PLATFORM_DATA_DIR` at it and repeats its measurement: tables show min / median "
         "/ max over the repeats. Peak RSS is the largest resident set of a process or of any "
@@ -432,7 +510,7 @@ def render(results: dict) -> str:
         "each benchmark is recorded: seconds move with it, ratios much less.",
         "",
         "```sh",
-        "make bench         # full run (about 35 min here): benchmarks/results.json + this page",
+        "make bench         # full run (about 45 min here): benchmarks/results.json + this page",
         "make bench-quick   # small sizes, 3 benchmarks at a time, under 3 min: benchmarks/work/",
         ".venv/bin/python -m benchmarks.run --only backfill     # one benchmark, others kept",
         ".venv/bin/python -m benchmarks.run --report-only       # regenerate this page",
@@ -440,7 +518,8 @@ def render(results: dict) -> str:
         "",
         "Quick mode is a smoke test (the test suite runs it once and judges no number): tiny "
         "landscapes, one repeat, runs of the extracts and the partitioned models only (one dbt "
-        "invocation instead of three), no latency benchmark.",
+        "invocation instead of three), no latency or bootstrap benchmark (each takes minutes "
+        "through the daemon).",
         "",
         "## Machine",
         "",

@@ -59,6 +59,7 @@ BENCHMARKS = (
     "incremental",
     "scaling",
     "latency",
+    "bootstrap",
 )
 MODULES = {
     "startup": "benchmarks.bench_startup",
@@ -68,6 +69,7 @@ MODULES = {
     "incremental": "benchmarks.bench_incremental",
     "scaling": "benchmarks.bench_scaling",
     "latency": "benchmarks.bench_latency",
+    "bootstrap": "benchmarks.bench_bootstrap",
 }
 FULL_OUTPUT = PROJECT_ROOT / "benchmarks" / "results.json"
 FULL_REPORT = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
@@ -249,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         selected = [n for n in BENCHMARKS if n in wanted]
 
     # A terminated run unwinds like Ctrl-C, so a benchmark's `finally` stops what it started
-    # (the latency benchmark's daemon and its code server).
+    # (the latency and bootstrap benchmarks' daemon, code server and webserver).
     signal.signal(signal.SIGTERM, _interrupt)
     work_root = (args.work or DEFAULT_WORK / mode).resolve()
     work_root.mkdir(parents=True, exist_ok=True)
