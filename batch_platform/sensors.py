@@ -8,9 +8,9 @@ code-location load and a dbt start-up):
 - `new_data_sensor`: new or changed landing files of event sources (a late file in an old
   day's folder re-opens that day), and rows with a newer watermark than the last one seen in
   database and API sources, request the extracts of exactly the days they belong to: one run
-  per stretch of consecutive days, extracting every source for them (a source with nothing on
-  a day gets an empty partition, not a gap). On a fresh instance the
-  first tick sees all history, so the whole landscape is extracted in one run. The cursor holds
+  per stretch of days (news at most 7 days apart), extracting every source for them (a source
+  with nothing on a day gets an empty partition, not a gap). On a fresh instance the first
+  tick sees all history, so the whole landscape is extracted in one run. The cursor holds
   the landing high-water mark (file change times plus the files seen at that mark) and each
   polled source's watermark, so a restart neither repeats nor misses anything.
 - `downstream_sensor`: after extract partitions materialise, however they were launched,
@@ -167,12 +167,21 @@ def watermark_changes(
     return touched, cursor
 
 
-def contiguous_ranges(days: Iterable[str], partition_keys: list[str]) -> list[tuple[str, str]]:
-    """Runs of consecutive partitions among `days`, as (first, last) pairs, oldest first."""
+# Days with news at most this many days apart share one extract run (the days between are
+# extracted again, which rewrites the same partitions): a new day and the late files the relays
+# filed into the days before it are one run, not one per stretch.
+MAX_GAP_DAYS = 7
+
+
+def stretches(
+    days: Iterable[str], partition_keys: list[str], max_gap: int = MAX_GAP_DAYS
+) -> list[tuple[str, str]]:
+    """`days` grouped into stretches whose neighbours are at most `max_gap` partitions apart,
+    as (first, last) pairs, oldest first."""
     position = {key: i for i, key in enumerate(partition_keys)}
     ranges: list[tuple[str, str]] = []
     for day in sorted(set(days), key=position.__getitem__):
-        if ranges and position[day] == position[ranges[-1][1]] + 1:
+        if ranges and position[day] - position[ranges[-1][1]] <= max_gap:
             ranges[-1] = (ranges[-1][0], day)
         else:
             ranges.append((day, day))
@@ -187,7 +196,7 @@ def partition_tags(first: str, last: str) -> dict[str, str]:
 def extract_run_requests(
     touched: Touched, specs: list[SourceSpec], partition_keys: list[str], run_key_suffix: str
 ) -> list[dg.RunRequest]:
-    """One run per stretch of consecutive days with new data, extracting every source for each
+    """One run per stretch of days with new data (`stretches`), extracting every source for each
     of its days.
 
     A day is a unit: a whole stretch (the first tick on a fresh instance sees every day of
@@ -198,7 +207,7 @@ def extract_run_requests(
     partition (extracts are idempotent). Which sources had news is in the run's tags.
     """
     requests = []
-    for first, last in contiguous_ranges(touched, partition_keys):
+    for first, last in stretches(touched, partition_keys):
         days = partition_keys[partition_keys.index(first) : partition_keys.index(last) + 1]
         news = sorted({path for day in days for path in touched.get(day, {})})
         requests.append(
@@ -237,7 +246,7 @@ def build_new_data_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="New or changed landing files of event sources, and rows with a newer "
         "watermark in database and API sources, request the extracts of exactly the days they "
-        "belong to (late data re-opens old days): one run per stretch of consecutive days, "
+        "belong to (late data re-opens old days): one run per stretch of days at most 7 apart, "
         "extracting every source for them. The downstream_sensor then takes the days further.",
     )
     def new_data_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:

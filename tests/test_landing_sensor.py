@@ -76,18 +76,23 @@ def test_new_files_request_their_sources_and_days_in_one_run(landing, sensor):
     assert evaluate(sensor, cursor) == ([], cursor)
 
 
-def test_a_late_file_reopens_its_old_day_only(landing, sensor):
-    """Days that are not consecutive are separate runs: nothing between them is re-extracted."""
+def test_a_late_file_reopens_its_old_day_and_shares_the_new_days_run(landing, sensor):
+    """A late file and a new day a few days apart are one run; days far apart are two."""
     deliver(landing, "orders/order_events/dt=2026-03-01/2026-03-01-000.jsonl")
     deliver(landing, "orders/order_events/dt=2026-03-02/2026-03-02-000.jsonl")
     _, cursor = evaluate(sensor)
     time.sleep(0.01)
     deliver(landing, "orders/order_events/dt=2026-03-01/2026-03-04-late.jsonl")
     deliver(landing, "orders/order_events/dt=2026-03-04/2026-03-04-000.jsonl")
+    requests, cursor = evaluate(sensor, cursor)
+    assert requests == [("orders/order_events", "2026-03-01", "2026-03-04")]
+    time.sleep(0.01)
+    deliver(landing, "orders/order_events/dt=2026-03-04/2026-03-20-late.jsonl")
+    deliver(landing, "orders/order_events/dt=2026-03-20/2026-03-20-000.jsonl")
     requests, _ = evaluate(sensor, cursor)
     assert requests == [
-        ("orders/order_events", "2026-03-01", "2026-03-01"),
         ("orders/order_events", "2026-03-04", "2026-03-04"),
+        ("orders/order_events", "2026-03-20", "2026-03-20"),
     ]
 
 
