@@ -85,8 +85,10 @@ def test_a_mart_waits_until_the_days_it_joins_exist():
 
 def downstream_tick(instance, cursor=None):
     sensor = defs.get_sensor_def("downstream_sensor")
-    context = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
-    return sensor.evaluate_tick(context)
+    # As a context manager: a context that opened an instance of its own closes it on exit
+    # (an unclosed one leaves Dagster's current-instance state pointing at a dead instance).
+    with dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor) as context:
+        return sensor.evaluate_tick(context)
 
 
 def test_the_downstream_sensor_takes_changed_days_and_their_window_in_one_run():
@@ -171,10 +173,10 @@ def test_the_catch_up_schedule_is_off_in_dev_on_in_production_and_asks_for_yeste
     schedule = build_catch_up_schedule(specs, days, production=True)
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
+        with dg.build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2026, 3, 10, 1, 30)
-        )
-        requests = schedule.evaluate_tick(context).run_requests
+        ) as context:
+            requests = schedule.evaluate_tick(context).run_requests
     assert [r.partition_key for r in requests] == ["2026-03-09"]
 
 

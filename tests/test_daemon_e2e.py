@@ -71,6 +71,23 @@ def assert_alive(processes: list[subprocess.Popen], logs: Path) -> None:
             pytest.fail(f"{name.removesuffix('.log')} exited with {process.returncode}:\n{tail}")
 
 
+def describe(records: list[dg.RunRecord]) -> str:
+    """Each run's trigger, days and assets, for a failure message."""
+    lines = []
+    for record in records:
+        run, tags = record.dagster_run, record.dagster_run.tags
+        trigger = tags.get("batch_platform/trigger") or (
+            "automation" if "dagster/asset_evaluation_id" in tags else "other"
+        )
+        days = tags.get("dagster/partition") or (
+            f"{tags.get('dagster/asset_partition_range_start')}.."
+            f"{tags.get('dagster/asset_partition_range_end')}"
+        )
+        assets = sorted(key.to_user_string() for key in run.asset_selection or ())
+        lines.append(f"{run.run_id[:8]} {run.status.value} {trigger} {days} {assets}")
+    return "\n".join(lines)
+
+
 def finished(instance: dg.DagsterInstance) -> bool:
     """Every run the daemon launched has ended."""
     unfinished = [
@@ -210,10 +227,10 @@ def test_a_fresh_instance_is_bootstrapped_and_a_new_day_reaches_the_snapshot_in_
     finally:
         for process in reversed(processes):
             stop(process)
-    assert len(bootstrap) <= 3, [r.dagster_run.tags for r in bootstrap]
+    assert len(bootstrap) <= 3, describe(bootstrap)
     new_day_runs = [r for r in runs if r.create_timestamp.timestamp() >= appended]
-    assert 1 <= len(new_day_runs) <= 3, [r.dagster_run.tags for r in new_day_runs]
-    assert len(runs) == settled, "runs were launched after everything was built"
+    assert 1 <= len(new_day_runs) <= 3, describe(new_day_runs)
+    assert len(runs) == settled, "runs after everything was built: " + describe(runs)
     assert dg.DagsterRunStatus.FAILURE not in {r.dagster_run.status for r in runs}
     assert summary_rebuilt, "the quarantine summary was not rebuilt after the new day's extracts"
 

@@ -54,8 +54,8 @@ def evaluate(sensor, cursor=None):
     partition, not a gap); which ones had news is in its tags.
     """
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(cursor=cursor, instance=instance, definitions=defs)
-        result = sensor.evaluate_tick(context)
+        with dg.build_sensor_context(cursor=cursor, instance=instance, definitions=defs) as context:
+            result = sensor.evaluate_tick(context)
     every_source = {extract_asset_key(spec) for spec in event_sources()}
     runs = []
     for request in result.run_requests:

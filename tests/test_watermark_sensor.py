@@ -66,11 +66,12 @@ def test_a_fresh_instance_extracts_all_history_in_one_run_then_nothing(data_dir)
     truth = json.loads((data_dir / "landscape.json").read_text())
     sensor = build_new_data_sensor(load_registry(load_manifest()), platform_days)
     with demo_apis(data_dir), dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, definitions=defs)
-        result = sensor.evaluate_tick(context)
-        again = sensor.evaluate_tick(
-            dg.build_sensor_context(instance=instance, definitions=defs, cursor=result.cursor)
-        )
+        with dg.build_sensor_context(instance=instance, definitions=defs) as context:
+            result = sensor.evaluate_tick(context)
+        with dg.build_sensor_context(
+            instance=instance, definitions=defs, cursor=result.cursor
+        ) as context:
+            again = sensor.evaluate_tick(context)
     assert len(result.run_requests) == 1
     days = sorted(truth["channels"])
     sources = sorted(truth["sources"])
