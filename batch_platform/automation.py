@@ -20,6 +20,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from batch_platform.sensors import DOWNSTREAM, TRIGGER_TAG
 from batch_platform.transform.dbt_assets import SETTLEMENT_TAG
 
 # (warn, fail) hours per layer
@@ -63,20 +64,41 @@ def stale_again() -> dg.AutomationCondition:
     )
 
 
+def updated_by_hand() -> dg.AutomationCondition:
+    """A model this partition reads updated, other than by the sensors' runs: any day, not only
+    today, and not extracts.
+
+    After any extract the `downstream_sensor` requests everything above it, for every day the
+    change reaches, in one run (automation would climb the graph one layer per tick, a run
+    each). So updates made by extract runs (`raw/...`) and by the downstream sensor's runs
+    (tagged `batch_platform/trigger=downstream`) are left alone, as are updates made by any run
+    that also built this asset (Dagster's `executed_with_root_target`). What is left is a person
+    rebuilding a model by hand.
+    """
+    return (
+        dg.AutomationCondition.any_deps_match(
+            (
+                dg.AutomationCondition.newly_updated()
+                & ~dg.AutomationCondition.executed_with_root_target()
+                & ~dg.AutomationCondition.executed_with_tags(tag_values={TRIGGER_TAG: DOWNSTREAM})
+            ).with_label("updated by hand")
+            | dg.AutomationCondition.will_be_requested()
+        )
+        .ignore(dg.AssetSelection.key_prefixes("raw"))
+        .with_label("a model it reads was updated by hand")
+    )
+
+
 def upstream_updated() -> dg.AutomationCondition:
-    """Update a partition after a model it reads updated, any day, not only today.
+    """Update a partition after a model it reads was updated by hand (`updated_by_hand`).
 
     `eager()` looks at the latest day only; late events re-open old days, so the condition here
     covers every partition whose dependencies changed since it was last requested or updated.
-    Extracts are ignored: after any extract, the `downstream_sensor` requests everything above
-    it in one run (automation would climb the graph one layer per tick, a run each). What is
-    left here is a person rebuilding a model by hand; a model updated by a run that also built
-    this asset is ignored by Dagster's `any_deps_updated`, so nothing a run just built is redone.
     """
     return (
-        dg.AutomationCondition.any_deps_updated()
-        .ignore(dg.AssetSelection.key_prefixes("raw"))
-        .since(dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated())
+        updated_by_hand().since(
+            dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()
+        )
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("an upstream partition updated")
@@ -92,9 +114,9 @@ def inputs_settled() -> dg.AutomationCondition:
     this same tick: the tick's requests form one backfill, which runs in dependency order.
     """
     rebuild_pending = (
-        dg.AutomationCondition.any_deps_updated()
-        .ignore(dg.AssetSelection.key_prefixes("raw"))
-        .since(dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated())
+        updated_by_hand().since(
+            dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()
+        )
         & ~dg.AutomationCondition.will_be_requested()
     )
     return ~dg.AutomationCondition.any_deps_match(rebuild_pending).with_label("inputs settled")

@@ -42,6 +42,7 @@ from batch_platform.registry import SourceSpec
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TRIGGER_TAG = "batch_platform/trigger"
+DOWNSTREAM = "downstream"  # TRIGGER_TAG of the downstream sensor's runs
 NEWS_TAG = "batch_platform/sources_with_news"  # which sources had new data on a run's days
 # Dagster's own tags for a run over a range of partitions (one run, however many days).
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -422,7 +423,7 @@ def build_downstream_sensor(
                 dg.RunRequest(
                     run_key=f"downstream:{first}..{last}:{after}",
                     asset_selection=downstream_keys,
-                    tags={TRIGGER_TAG: "downstream", **partition_tags(first, last)},
+                    tags={TRIGGER_TAG: DOWNSTREAM, **partition_tags(first, last)},
                 )
             )
             pending = set()

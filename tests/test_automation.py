@@ -284,3 +284,27 @@ def test_an_unchanged_re_extract_leads_to_no_downstream_run(data_dir):
         extract(instance)
         again = downstream_tick(instance, same.cursor)
         assert len(again.run_requests) == 1
+
+
+def test_what_the_downstream_sensors_run_built_moves_nothing_by_automation():
+    """Its run rebuilt every day a change reaches; the same update made by hand is followed."""
+    from batch_platform.automation import upstream_updated
+    from batch_platform.sensors import DOWNSTREAM, TRIGGER_TAG
+
+    @dg.asset(key=STAGING_LIKE, partitions_def=DAILY)
+    def staging() -> None:
+        """A staging day, rebuilt."""
+
+    fact = dg.AssetSpec(
+        FACT_LIKE,
+        deps=[STAGING_LIKE],
+        partitions_def=DAILY,
+        automation_condition=upstream_updated(),
+    )
+    toy = dg.Definitions(assets=[staging, fact])
+    for tags, expected in (({TRIGGER_TAG: DOWNSTREAM}, set()), ({}, {DAY})):
+        with dg.instance_for_test() as instance:
+            baseline = tick(toy, instance)
+            assert dg.materialize([staging], partition_key=DAY, instance=instance, tags=tags)
+            after = tick(toy, instance, baseline.cursor)
+            assert after.get_requested_partitions(FACT_LIKE) == expected, tags
