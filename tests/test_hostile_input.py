@@ -261,7 +261,7 @@ def extract_through_dagster(spec, tmp_path, monkeypatch, files: dict[str, bytes]
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
-        [build_extract_asset(spec)], partition_key=DAY.isoformat(), instance=instance
+        [build_extract_asset(spec, platform_days)], partition_key=DAY.isoformat(), instance=instance
     )
     assert result.success
     [check] = result.get_asset_check_evaluations()

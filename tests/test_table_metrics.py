@@ -14,6 +14,7 @@ import pytest
 from support import demo_apis, expected_counts, landscape_days, warehouse
 
 from batch_platform.dbt_project import load_manifest
+from batch_platform.definitions import days as platform_days
 from batch_platform.transform.table_metrics import (
     ROW_COUNT,
     model_query,
@@ -136,7 +137,7 @@ def test_each_day_of_an_extract_range_run_records_that_days_figures(data_dir, gr
     days = landscape_days()[:3]
     with demo_apis(data_dir):
         result = dg.materialize(
-            build_extract_assets(extracts),
+            build_extract_assets(extracts, platform_days),
             tags={
                 "dagster/asset_partition_range_start": days[0],
                 "dagster/asset_partition_range_end": days[-1],
@@ -159,7 +160,9 @@ def test_an_extract_of_a_day_with_no_source_rows_materialises_an_empty_partition
 
     quiet_day = "2026-02-20"  # before the landscape starts: the service has no rows that day
     (customers,) = [s for s in load_registry(load_manifest()) if s.path == "customers/customers"]
-    result = dg.materialize(build_extract_assets([customers]), partition_key=quiet_day)
+    result = dg.materialize(
+        build_extract_assets([customers], platform_days), partition_key=quiet_day
+    )
     assert result.success
     (event,) = result.get_asset_materialization_events()
     metadata = event.event_specific_data.materialization.metadata
