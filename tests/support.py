@@ -32,6 +32,31 @@ def expected_counts(truth: dict, day: str) -> tuple[int, int]:
     return figures["rows"], 0
 
 
+def run_dbt(data: Path, command: str, *args: str) -> None:
+    """dbt as someone who only knows dbt runs it, from the project folder, against `data`'s
+    lake and warehouse, with its artifacts kept under `data` so the project's own target/ (the
+    manifest Dagster reads) is not rewritten."""
+    import subprocess
+
+    from batch_platform.dbt_project import DBT_EXECUTABLE
+    from batch_platform.paths import DATA_DIR_ENV, DBT_PROJECT_DIR
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DBT_")}
+    env[DATA_DIR_ENV] = str(data)
+    env.setdefault("BATCH_PLATFORM_PII_SALT", "test-salt-not-secret")
+    result = subprocess.run(  # noqa: S603 - a fixed argument list
+        [DBT_EXECUTABLE, command, "--target-path", str(data / "target")]
+        + ["--log-path", str(data / "logs"), *args],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
 def requested_pairs(run_requests) -> list[tuple[str, str]]:
     """Every (asset, day) a list of run requests materialises: a run over a range of days
     extracts each of its assets for each day of the range."""

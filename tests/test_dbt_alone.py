@@ -1,15 +1,13 @@
 """A plain `dbt build` from dbt_project/, without Dagster: on an empty lake and on one partition."""
 
-import os
-import subprocess
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
+from support import run_dbt
 
-from batch_platform.dbt_project import DBT_EXECUTABLE, load_manifest
-from batch_platform.paths import DATA_DIR_ENV, DBT_PROJECT_DIR
+from batch_platform.dbt_project import load_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -17,22 +15,7 @@ DAY = date(2026, 3, 1)
 
 
 def dbt_build(data: Path, *args: str) -> None:
-    """`dbt build` as someone who only knows dbt runs it, with its artifacts kept under `data`
-    so the project's own target/ (the manifest Dagster reads) is not rewritten."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DBT_")}
-    env[DATA_DIR_ENV] = str(data)
-    env.setdefault("BATCH_PLATFORM_PII_SALT", "test-salt-not-secret")
-    command = [DBT_EXECUTABLE, "build", "--target-path", str(data / "target")]
-    result = subprocess.run(  # noqa: S603 - a fixed argument list
-        [*command, "--log-path", str(data / "logs"), *args],
-        cwd=DBT_PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    run_dbt(data, "build", *args)
 
 
 def model_tables() -> set[tuple[str, str]]:

@@ -169,6 +169,22 @@ HOSTILE_FILES = [
 LOADED = {"e1", "e2", "e3", "e4", "e6", "e7", "e40"}
 
 
+def extract_day(spec, instance=None) -> tuple[dg.ExecuteInProcessResult, dict]:
+    """Materialise the real extract asset for DAY; check that `rows_accounted_for` passed and
+    return the run's result and the materialisation's metadata values."""
+    result = dg.materialize(
+        [build_extract_asset(spec, platform_days)],
+        partition_key=DAY.isoformat(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == ROWS_ACCOUNTED_FOR and check.passed
+    assert check.metadata["unaccounted_by_day"].value == {}
+    [materialization] = result.get_asset_materialization_events()
+    return result, {k: v.value for k, v in materialization.materialization.metadata.items()}
+
+
 def test_hostile_event_files_are_quarantined_with_reasons_and_accounted_for(
     specs, tmp_path, monkeypatch
 ):
@@ -178,16 +194,7 @@ def test_hostile_event_files_are_quarantined_with_reasons_and_accounted_for(
         write(folder, name, content)
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
 
-    result = dg.materialize(
-        [build_extract_asset(spec, platform_days)], partition_key=DAY.isoformat()
-    )
-
-    assert result.success
-    [check] = result.get_asset_check_evaluations()
-    assert check.check_name == ROWS_ACCOUNTED_FOR and check.passed
-    assert check.metadata["unaccounted_by_day"].value == {}
-    [materialization] = result.get_asset_materialization_events()
-    metadata = {k: v.value for k, v in materialization.materialization.metadata.items()}
+    result, metadata = extract_day(spec)
 
     loaded = read(tmp_path, spec, "raw")
     quarantined = read(tmp_path, spec, "quarantine")
@@ -260,15 +267,7 @@ def extract_through_dagster(spec, tmp_path, monkeypatch, files: dict[str, bytes]
         write(folder.parent, name, content)
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(
-        [build_extract_asset(spec, platform_days)], partition_key=DAY.isoformat(), instance=instance
-    )
-    assert result.success
-    [check] = result.get_asset_check_evaluations()
-    assert check.check_name == ROWS_ACCOUNTED_FOR and check.passed
-    assert check.metadata["unaccounted_by_day"].value == {}
-    [materialization] = result.get_asset_materialization_events()
-    metadata = {k: v.value for k, v in materialization.materialization.metadata.items()}
+    result, metadata = extract_day(spec, instance)
     loaded = {r[spec.primary_key]: r for r in read(tmp_path, spec, "raw")}
     quarantined = {
         (Path(r["origin"]).name, r["position"]): r for r in read(tmp_path, spec, "quarantine")

@@ -4,17 +4,13 @@ The demo landscape cannot be steered to produce a given figure, so these tests w
 tables a mart reads into a fresh warehouse and let `dbt run` build that one mart over them.
 """
 
-import os
-import subprocess
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
-
-from batch_platform.dbt_project import DBT_EXECUTABLE
-from batch_platform.paths import DATA_DIR_ENV, DBT_PROJECT_DIR
+from support import run_dbt
 
 pytestmark = pytest.mark.slow
 
@@ -23,21 +19,8 @@ DAY = date(2026, 3, 10)
 
 def run_model(data: Path, model: str, first: date, end: date) -> None:
     """`dbt run` of one model for the window [first, end), against `data`'s warehouse."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DBT_")}
-    env[DATA_DIR_ENV] = str(data)
-    env.setdefault("BATCH_PLATFORM_PII_SALT", "test-salt-not-secret")
     window = f'{{"min_date": "{first}", "max_date": "{end}"}}'
-    result = subprocess.run(  # noqa: S603 - a fixed argument list
-        [DBT_EXECUTABLE, "run", "--select", model, "--vars", window]
-        + ["--target-path", str(data / "target"), "--log-path", str(data / "logs")],
-        cwd=DBT_PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    run_dbt(data, "run", "--select", model, "--vars", window)
 
 
 def test_days_of_stock_left_is_an_exact_decimal_rounded_half_up(tmp_path):
