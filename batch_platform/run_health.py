@@ -28,36 +28,17 @@ frees its slots like those of any failed run.
 from __future__ import annotations
 
 import json
-import os
 import socket
-from pathlib import Path
 
 import dagster as dg
+
+from batch_platform.processes import process_is_running
 
 DEAD_RUN_SENSOR = "dead_run_check"
 INTERVAL_SECONDS = 15  # one query for the started runs, one per started run
 
 # How a code server that launched a run names its host in the run's `.dagster/grpc_info` tag.
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", socket.gethostname()}
-
-
-def process_is_running(pid: int) -> bool:
-    """Whether process `pid` of this host exists and has not exited.
-
-    A process that has exited but is not yet reaped by its parent (a zombie) still answers
-    signal 0, so Linux's /proc is asked for its state too.
-    """
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it exists, owned by another user
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc (not Linux): signal 0 is all there is to ask
-    return state not in ("Z", "X")
 
 
 def run_process(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:

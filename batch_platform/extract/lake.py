@@ -41,6 +41,7 @@ from batch_platform.extract.contract import (
     quarantine_raw_sql,
     quote_identifier,
 )
+from batch_platform.processes import process_is_running
 from batch_platform.registry import SourceSpec
 
 PARTITION_FILE = "data.parquet"
@@ -159,13 +160,7 @@ def _writer_is_gone(temporary: Path, final: Path) -> bool:
     head, pid, _ = stem.rsplit(".", 2)
     if head != f".{final.name}.{_HOST}" or not pid.isdigit():
         return False  # another host's, or not ours at all: leave it
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, owned by another user
-    return False
+    return not process_is_running(int(pid))
 
 
 def remove_leftovers(final: Path) -> list[Path]:
