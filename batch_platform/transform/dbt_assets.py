@@ -24,7 +24,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from batch_platform.dbt_project import dbt_project, ensure_manifest
+from batch_platform.dbt_project import dbt_project, load_manifest
 from batch_platform.paths import warehouse_path
 from batch_platform.transform.dbt_vars import build_args
 from batch_platform.transform.table_metrics import with_table_metrics
@@ -114,7 +114,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     window = _window(context)
     invocation = dbt.cli(build_args(window), context=context)
     yield from with_table_metrics(
-        invocation.stream(), invocation.manifest, warehouse_path(), window
+        invocation.stream(), invocation.manifest, warehouse_path(), window, context
     )
 
 
@@ -122,7 +122,7 @@ def build_partitioned_models(partitions: dg.PartitionsDefinition) -> dg.AssetsDe
     """Incremental models: replace exactly the partition window, in one dbt invocation."""
 
     @dbt_assets(
-        manifest=ensure_manifest(),
+        manifest=load_manifest(),
         project=dbt_project,
         select=PARTITIONED,
         partitions_def=partitions,
@@ -142,7 +142,7 @@ def build_whole_tables() -> dg.AssetsDefinition:
     """Current-state staging tables, dimensions and whole-table summaries, rebuilt whole."""
 
     @dbt_assets(
-        manifest=ensure_manifest(),
+        manifest=load_manifest(),
         project=dbt_project,
         select=WHOLE_TABLES,
         dagster_dbt_translator=translator,

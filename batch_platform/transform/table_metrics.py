@@ -30,6 +30,8 @@ from typing import Any
 import dagster as dg
 import duckdb
 
+from batch_platform.analytics import quote_identifier
+
 log = logging.getLogger(__name__)
 
 ROW_COUNT = "dagster/row_count"
@@ -75,13 +77,11 @@ def partition_column(node: Mapping[str, Any]) -> str | None:
     return None
 
 
-def quote(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
-
-
 def quoted_table(node: Mapping[str, Any]) -> str:
     """`"schema"."alias"` of a dbt model, each part quoted with embedded quotes doubled."""
-    return ".".join(quote(part) for part in (node["schema"], node.get("alias") or node["name"]))
+    return ".".join(
+        quote_identifier(part) for part in (node["schema"], node.get("alias") or node["name"])
+    )
 
 
 def _names_and_aggregates(node: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -103,10 +103,10 @@ def model_query(
     figures = ", ".join(aggregates)
     if window is None or column is None:
         return names, f"select {figures} from {table}", []  # noqa: S608 - quoted identifiers
-    day = f"cast({quote(column)} as date)"
+    day = f"cast({quote_identifier(column)} as date)"
     sql = (
         f"select {day}, {figures} from {table}"  # noqa: S608 - quoted identifiers, bound window
-        f" where {quote(column)} >= ? and {quote(column)} < ? group by 1"
+        f" where {quote_identifier(column)} >= ? and {quote_identifier(column)} < ? group by 1"
     )
     return names, sql, list(window)
 
