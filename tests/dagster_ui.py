@@ -25,6 +25,7 @@ from dagster_graphql.client.query import LAUNCH_PIPELINE_EXECUTION_MUTATION
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+WORKSPACE = ["-w", str(PROJECT_ROOT / "workspace.yaml")]
 CHROMIUM = Path("/usr/bin/chromium")
 # Debian's Chromium, driven by Playwright (`playwright install` cannot download browsers here).
 CHROMIUM_ARGS = [
@@ -76,6 +77,16 @@ class ProcessGroups:
         process = Process(name, popen, log)
         self.started.append(process)
         return process
+
+    def start_webserver(self, env: dict[str, str], log: Path) -> tuple[str, Process]:
+        """`dagster-webserver` over the project's workspace on a free loopback port; returns
+        its URL and process once it answers."""
+        url = f"http://127.0.0.1:{free_port()}"
+        port = url.rsplit(":", 1)[1]
+        command = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", port, *WORKSPACE]
+        webserver = self.start("dagster-webserver", command, env, log)
+        wait_until(lambda: http_ok(f"{url}/server_info"), 180, "/server_info", (webserver,))
+        return url, webserver
 
     def stop_all(self, grace_seconds: float = 20) -> None:
         """SIGTERM every group at once, wait for the leaders, then SIGKILL what is left."""

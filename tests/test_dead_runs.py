@@ -32,10 +32,9 @@ import pytest
 import yaml
 from dagster_ui import (
     BIN,
+    WORKSPACE,
     Process,
     ProcessGroups,
-    free_port,
-    http_ok,
     launch_asset_run,
     process_groups,
     stop_sensors,
@@ -57,7 +56,6 @@ NEXT = dg.AssetKey(["staging", "stg_catalog__products"])
 # machine.
 BOUND_SECONDS = 150
 TERMINAL = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
-WORKSPACE = ["-w", str(PROJECT_ROOT / "workspace.yaml")]
 
 
 @dataclass
@@ -109,16 +107,8 @@ def platform(tmp_path_factory) -> Iterator[Platform]:
         DATA_DIR_ENV: str(data),
         "PYTHONUNBUFFERED": "1",
     }
-    url = f"http://127.0.0.1:{free_port()}"
     with process_groups() as processes:
-        webserver = processes.start(
-            "dagster-webserver",
-            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", url.rsplit(":", 1)[1]]
-            + WORKSPACE,
-            env,
-            base / "webserver.log",
-        )
-        wait_until(lambda: http_ok(f"{url}/server_info"), 180, "/server_info", (webserver,))
+        url, webserver = processes.start_webserver(env, base / "webserver.log")
         stop_sensors(url, webserver, keep=(DEAD_RUN_SENSOR,))
         platform = Platform(home, base, url, env, processes, webserver)
         platform.start_daemon()
@@ -243,18 +233,25 @@ def test_a_run_killed_in_its_warehouse_step_from_the_command_line_frees_the_ware
     _assert_recovered(platform, killed, next_run, f"Run process {pid} on ")
 
 
-def test_a_run_launched_from_the_ui_and_killed_in_its_warehouse_step_frees_the_warehouse(
-    platform,
-):
+def _launch_until_writing(platform, what: str) -> tuple[str, int]:
+    """Launch the warehouse writer through GraphQL, as the UI does, and wait until its step
+    holds the warehouse slot: its run id and the pid of the process running it."""
     killed = launch_asset_run(platform.url, KILLED)
     with platform.instance() as instance:
         pid = wait_until(
             lambda: _writing(instance, killed),
             180,
-            "the UI run's warehouse step",
+            what,
             (platform.webserver, platform.daemon),
             0.1,
         )
+    return killed, pid
+
+
+def test_a_run_launched_from_the_ui_and_killed_in_its_warehouse_step_frees_the_warehouse(
+    platform,
+):
+    killed, pid = _launch_until_writing(platform, "the UI run's warehouse step")
     _kill_run(pid)
     second = launch_asset_run(platform.url, NEXT)
     # The code server that launched it saw its run worker die.
@@ -263,15 +260,7 @@ def test_a_run_launched_from_the_ui_and_killed_in_its_warehouse_step_frees_the_w
 
 def test_a_run_killed_with_the_daemon_that_launched_it_frees_the_warehouse(platform):
     """`dagster dev` or the daemon killed with its code server and run, then started again."""
-    killed = launch_asset_run(platform.url, KILLED)
-    with platform.instance() as instance:
-        pid = wait_until(
-            lambda: _writing(instance, killed),
-            180,
-            "the queued run's warehouse step",
-            (platform.webserver, platform.daemon),
-            0.1,
-        )
+    killed, pid = _launch_until_writing(platform, "the queued run's warehouse step")
     daemon = platform.daemon.popen.pid
     doomed = [daemon, *_children(daemon)]
     assert pid in doomed  # the run worker is the daemon's code server's child

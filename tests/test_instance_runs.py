@@ -34,9 +34,8 @@ import duckdb
 import pytest
 from dagster_ui import (
     BIN,
-    free_port,
+    WORKSPACE,
     graphql,
-    http_ok,
     launch_asset_run,
     process_groups,
     stop_sensors,
@@ -163,23 +162,14 @@ def _queue_two_writers(runs: InstanceRuns, base: Path) -> None:
 
     Records the writers' statuses at every poll, and the webserver's GraphQL answers at the end.
     """
-    url = f"http://127.0.0.1:{free_port()}"
-    workspace = ["-w", str(PROJECT_ROOT / "workspace.yaml")]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the fixture's secrets and DAGSTER_HOME
     with process_groups() as processes:
-        webserver = processes.start(
-            "dagster-webserver",
-            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", url.rsplit(":", 1)[1]]
-            + workspace,
-            env,
-            base / "webserver.log",
-        )
-        wait_until(lambda: http_ok(f"{url}/server_info"), 180, "/server_info", (webserver,))
+        url, webserver = processes.start_webserver(env, base / "webserver.log")
         stop_sensors(url, webserver)
         runs.writer_runs = [launch_asset_run(url, key) for key in WRITERS]
         daemon = processes.start(
             "dagster-daemon",
-            [str(BIN / "dagster-daemon"), "run", *workspace],
+            [str(BIN / "dagster-daemon"), "run", *WORKSPACE],
             env,
             base / "daemon.log",
         )

@@ -23,11 +23,10 @@ import pytest
 from dagster_ui import (
     BIN,
     PROJECT_ROOT,
+    WORKSPACE,
     Process,
     chromium_context,
-    free_port,
     graphql,
-    http_ok,
     process_groups,
     stop_sensors,
     wait_until,
@@ -125,9 +124,6 @@ def dagster(browser, landscape, tmp_path_factory):
     shutil.copytree(landscape, data)
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-
     with demo_apis(data), process_groups() as processes:
         env = {
             **os.environ,  # demo_apis put the API URLs and token here
@@ -137,17 +133,10 @@ def dagster(browser, landscape, tmp_path_factory):
             "BATCH_PLATFORM_START_DATE": LANDSCAPE_START.isoformat(),
             "PYTHONUNBUFFERED": "1",
         }
-        workspace = ["-w", str(PROJECT_ROOT / "workspace.yaml")]
-        webserver = processes.start(
-            "dagster-webserver",
-            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *workspace],
-            env,
-            ARTIFACTS / "webserver.log",
-        )
-        wait_until(lambda: http_ok(f"{url}/server_info"), 180, "/server_info", (webserver,))
+        url, webserver = processes.start_webserver(env, ARTIFACTS / "webserver.log")
         daemon = processes.start(
             "dagster-daemon",
-            [str(BIN / "dagster-daemon"), "run", *workspace],
+            [str(BIN / "dagster-daemon"), "run", *WORKSPACE],
             env,
             ARTIFACTS / "daemon.log",
         )
