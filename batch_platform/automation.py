@@ -74,13 +74,22 @@ def updated_by_hand() -> dg.AutomationCondition:
     (tagged `batch_platform/trigger=downstream`) are left alone, as are updates made by any run
     that also built this asset (Dagster's `executed_with_root_target`). What is left is a person
     rebuilding a model by hand.
+
+    The sensor's runs are recognised per partition by `all_new_updates_have_run_tags` (the new
+    materialisations of each day and the runs that wrote them). Dagster's `executed_with_tags`
+    and `executed_with_root_target` look only at the asset's single latest materialisation, so
+    in a run over several days every day but the last would look "by hand" and be rebuilt
+    again. `executed_with_root_target` is kept for hand runs that built this asset too: for the
+    other days of such a range the asset's own update (the `since` reset) clears the request.
     """
     return (
         dg.AutomationCondition.any_deps_match(
             (
                 dg.AutomationCondition.newly_updated()
                 & ~dg.AutomationCondition.executed_with_root_target()
-                & ~dg.AutomationCondition.executed_with_tags(tag_values={TRIGGER_TAG: DOWNSTREAM})
+                & ~dg.AutomationCondition.all_new_updates_have_run_tags(
+                    tag_values={TRIGGER_TAG: DOWNSTREAM}
+                )
             ).with_label("updated by hand")
             | dg.AutomationCondition.will_be_requested()
         )

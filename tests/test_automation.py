@@ -218,6 +218,16 @@ def tick(defs, instance, cursor=None):
     return dg.evaluate_automation_conditions(defs, instance, evaluation_time=NOW, cursor=cursor)
 
 
+def first_tick(defs, instance):
+    """The first tick on an instance that has a history, as the platform's always has.
+
+    Dagster's `all_new_updates_have_run_tags` sees nothing new after a tick on an empty event
+    log (no event id to count from); the daemon's first tick follows the bootstrap's events.
+    """
+    instance.report_runless_asset_event(dg.AssetMaterialization("history"))
+    return tick(defs, instance)
+
+
 def materialize(instance, *keys: dg.AssetKey) -> None:
     for key in keys:
         instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=DAY))
@@ -304,7 +314,44 @@ def test_what_the_downstream_sensors_run_built_moves_nothing_by_automation():
     toy = dg.Definitions(assets=[staging, fact])
     for tags, expected in (({TRIGGER_TAG: DOWNSTREAM}, set()), ({}, {DAY})):
         with dg.instance_for_test() as instance:
-            baseline = tick(toy, instance)
+            baseline = first_tick(toy, instance)
             assert dg.materialize([staging], partition_key=DAY, instance=instance, tags=tags)
+            after = tick(toy, instance, baseline.cursor)
+            assert after.get_requested_partitions(FACT_LIKE) == expected, tags
+
+
+def test_a_range_run_by_the_downstream_sensor_moves_no_day_by_automation():
+    """The CI failure of c03e079: the downstream sensor's run covers several days in one run.
+
+    Dagster's `executed_with_tags` looks only at the asset's latest materialisation, so every
+    day of the range but the last looked "updated by hand" and was rebuilt by automation.
+    """
+    from batch_platform.automation import upstream_updated
+    from batch_platform.sensors import DOWNSTREAM, TRIGGER_TAG
+
+    @dg.asset(
+        key=STAGING_LIKE, partitions_def=DAILY, backfill_policy=dg.BackfillPolicy.single_run()
+    )
+    def staging() -> None:
+        """Staging days, rebuilt in one run."""
+
+    fact = dg.AssetSpec(
+        FACT_LIKE,
+        deps=[STAGING_LIKE],
+        partitions_def=DAILY,
+        automation_condition=upstream_updated(),
+    )
+    toy = dg.Definitions(assets=[staging, fact])
+    window = {
+        "dagster/asset_partition_range_start": "2026-03-03",
+        "dagster/asset_partition_range_end": DAY,
+    }
+    for tags, expected in (
+        ({TRIGGER_TAG: DOWNSTREAM, **window}, set()),
+        (window, days("2026-03-03", 3)),
+    ):
+        with dg.instance_for_test() as instance:
+            baseline = first_tick(toy, instance)
+            assert dg.materialize([staging], instance=instance, tags=tags).success
             after = tick(toy, instance, baseline.cursor)
             assert after.get_requested_partitions(FACT_LIKE) == expected, tags
