@@ -6,10 +6,9 @@ this file. Freshness and automation are applied to every asset by layer (automat
 """
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from batch_platform.automation import apply_policies, automation_sensor
-from batch_platform.dbt_project import DBT_EXECUTABLE, dbt_project, load_manifest
+from batch_platform.dbt_project import DBT_EXECUTABLE, PlatformDbtCli, dbt_project, load_manifest
 from batch_platform.extract.factory import build_extract_assets
 from batch_platform.extract.quarantine import build_quarantine_asset
 from batch_platform.partitions import daily_partitions_from_environment
@@ -63,7 +62,7 @@ defs = dg.Definitions(
     # each), and a run's steps are mostly sequential anyway (dbt holds the warehouse pool).
     executor=dg.in_process_executor,
     resources={
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "dbt": PlatformDbtCli(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "settings": settings,
     },
 ).map_asset_specs(func=apply_policies)

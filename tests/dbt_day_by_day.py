@@ -5,8 +5,8 @@
 Builds the warehouse of `$BATCH_PLATFORM_DATA_DIR` from its raw lake in the order the platform's
 single-day runs take: the current-state staging tables, then each day's staging partitions, then
 each day's other incremental models (they read neighbouring staging days), then the whole-table
-models. Each day is its own `dbt run` with the half-open window `--vars`, built by the same
-`build_args` the Dagster assets use.
+models. Each day is its own `dbt run` with the half-open window as `--vars` (`vars_args`): the
+same window the Dagster assets pass through the environment, the other way dbt accepts it.
 
 It runs dbt in process with the manifest parsed once (`dbtRunner(manifest=...)`): a dbt
 subprocess per day re-parses the project each time (~5 s here), and 60 single-day builds would
@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from dbt.cli.main import dbtRunner
 
 from batch_platform.paths import DBT_PROJECT_DIR
-from batch_platform.transform.dbt_vars import build_args
+from batch_platform.transform.dbt_vars import vars_args
 
 # (select, exclude, one run per day?)
 STAGING = "path:models/staging"
@@ -53,7 +53,7 @@ def main(first: str, days: int, target: str) -> int:
                 for i in range(days)
             ]
         for window in windows:
-            args = ["run", *build_args(window)[1:], "--select", select, *common]
+            args = ["run", *vars_args(window), "--select", select, *common]
             if exclude:
                 args += ["--exclude", exclude]
             result = runner.invoke(args)

@@ -6,6 +6,8 @@ cannot be read while dbt runs: dbt-duckdb holds the warehouse's single write loc
 invocation, so dagster-dbt's own `fetch_row_counts()` (which queries alongside dbt) would fail
 on the lock. Instead the step keeps dbt's events until dbt has exited, opens the warehouse
 read-only once, and adds the figures to each model's output before handing the events on.
+Meanwhile each finished model is reported in the run's log as it happens, so a long step
+shows its progress.
 
 A partition's figures describe that partition. A partitioned model's figures are counted per
 day of its partition column (the column its `delete_partition_window` pre-hook replaces), and
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -199,10 +202,13 @@ def with_table_metrics(
     what did build is still recorded. A warehouse that cannot be read leaves the events as dbt
     made them (the figures are informative; the materialisation itself stands).
     """
+    context = context or _current_context()
     kept: list[Any] = []
+    started = time.monotonic()
     try:
         for event in events:
             kept.append(event)
+            _report_progress(context, event, time.monotonic() - started)
     except BaseException:
         yield from kept
         raise
@@ -218,7 +224,6 @@ def with_table_metrics(
     except duckdb.Error as error:
         log.warning("table figures not added: warehouse %s unreadable: %s", warehouse, error)
         figures = {}
-    context = context or _current_context()
     for event in kept:
         uid = event.metadata.get("unique_id") if hasattr(event, "metadata") else None
         found = figures.get(uid.value) if uid is not None else None
@@ -233,6 +238,19 @@ def with_table_metrics(
         elif found.per_day:
             extra = {name: _sum(found.per_day, name) for name in next(iter(found.per_day.values()))}
         yield event.with_metadata({**event.metadata, **extra}) if extra else event
+
+
+def _report_progress(context: dg.AssetExecutionContext | None, event: Any, elapsed: float) -> None:
+    """One line in the run's log as each model finishes, while dbt still runs.
+
+    The materialisations themselves wait until dbt exits (their figures need the warehouse),
+    so without this a long dbt step would show no progress in the UI.
+    """
+    if context is None or not isinstance(event, dg.Output | dg.AssetMaterialization):
+        return
+    unique_id = event.metadata.get("unique_id")
+    if unique_id is not None:
+        context.log.info(f"dbt built {unique_id.value} ({elapsed:.1f} s into the step)")
 
 
 def _sum(per_day: Mapping[str, Mapping[str, int | float]], name: str) -> int | float:
