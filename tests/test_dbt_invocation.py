@@ -8,13 +8,14 @@ from datetime import date, timedelta
 import dagster as dg
 import duckdb
 
-from batch_platform.paths import DATA_DIR_ENV, DBT_PROJECT_DIR
+from batch_platform.paths import DATA_DIR_ENV
 from batch_platform.transform.dbt_invocation import (
     PARTIAL_PARSE,
     environment,
     keep_parse,
     parse_cache_path,
     seed_parse,
+    target_root,
 )
 
 FULL_PARSE = "Unable to do partial parsing"
@@ -54,7 +55,7 @@ def test_the_environment_is_set_for_what_starts_inside_and_restored(monkeypatch)
 
 def dbt_target(run_id: str):
     """The target folder of the run's (one) partitioned dbt invocation."""
-    (target,) = DBT_PROJECT_DIR.joinpath("target").glob(f"dbt_partitioned_models-{run_id[:7]}-*")
+    (target,) = target_root().glob(f"dbt_partitioned_models-{run_id[:7]}-*")
     return target
 
 
