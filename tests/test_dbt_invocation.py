@@ -105,8 +105,8 @@ def test_a_second_window_reuses_the_parse_and_builds_only_its_own_days(
     assert orders_by_day() == before
 
 
-def test_the_dbt_resource_knows_dbts_version_without_starting_dbt():
-    """dagster-dbt would run `dbt --version` in every run process; the platform tells it."""
+def test_the_dbt_resource_knows_dbts_version_without_starting_dbt_or_an_adapter():
+    """dagster-dbt would run `dbt --version` and build a dbt adapter in every run process."""
     import re
     import subprocess
 
@@ -116,7 +116,9 @@ def test_the_dbt_resource_knows_dbts_version_without_starting_dbt():
     from batch_platform.dbt_project import DBT_EXECUTABLE
     from batch_platform.definitions import defs
 
-    assert "_cli_version" in vars(DbtCliResource), "dagster-dbt no longer reads _cli_version"
+    for member in ("_cli_version", "_initialize_dbt_core_adapter"):
+        assert member in vars(DbtCliResource), f"dagster-dbt no longer has {member}"
+    assert defs.resources["dbt"]._initialize_dbt_core_adapter(["build"]) is None
     reported = subprocess.run(
         [DBT_EXECUTABLE, "--version"], capture_output=True, text=True, check=True
     ).stdout
