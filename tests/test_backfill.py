@@ -64,11 +64,11 @@ def snapshot(data):
         }
 
 
-def dbt_commands(instance, run_id):
+def dbt_messages(instance, run_id, start: str):
     return [
         e.user_message
         for e in instance.all_logs(run_id)
-        if e.user_message and e.user_message.startswith("Running dbt command")
+        if e.user_message and e.user_message.startswith(start)
     ]
 
 
@@ -109,10 +109,14 @@ def test_a_backfill_is_one_run_and_equals_day_by_day_runs(tmp_path, monkeypatch)
         assert runs[0].dagster_run.status == dg.DagsterRunStatus.SUCCESS
         every_asset = {key for asset in defs.assets for key in asset.keys}
         assert set(runs[0].dagster_run.asset_selection) == every_asset
-        commands = dbt_commands(instance, runs[0].dagster_run.run_id)
-        partitioned = [c for c in commands if '"min_date"' in c]
-        assert len(partitioned) == 1, commands
-        assert '"max_date": "2026-03-03", "min_date": "2026-03-01"' in partitioned[0]
+        run_id = runs[0].dagster_run.run_id
+        # Two dbt invocations (partitioned models, whole tables); only the first has a window.
+        assert len(dbt_messages(instance, run_id, "Running dbt command")) == 2
+        windows = dbt_messages(instance, run_id, "dbt window")
+        assert windows == [
+            "dbt window [2026-03-01, 2026-03-03): BATCH_PLATFORM_WINDOW_START=2026-03-01, "
+            "BATCH_PLATFORM_WINDOW_END=2026-03-03"
+        ], windows
     assert (one_run / "analytics.duckdb").exists()
 
     # Day by day, each asset in its own single-day runs: extracts, then staging, then the
@@ -158,10 +162,9 @@ def test_a_30_day_backfill_of_the_whole_graph_is_one_run_equal_to_30_daily_build
         )
         runs = instance.get_run_records()
         assert len(runs) == 1
-        commands = dbt_commands(instance, runs[0].dagster_run.run_id)
-        partitioned = [c for c in commands if '"min_date"' in c]
-        assert len(partitioned) == 1, commands
-        assert '"max_date": "2026-03-31", "min_date": "2026-03-01"' in partitioned[0]
+        windows = dbt_messages(instance, runs[0].dagster_run.run_id, "dbt window")
+        assert len(windows) == 1, windows  # the 30 days in one dbt invocation
+        assert windows[0].startswith("dbt window [2026-03-01, 2026-03-31)"), windows
         # every partitioned asset of the graph has all 30 days from that one run
         for key in (dg.AssetKey(["channel", "channel_daily_kpis"]), STAGING_ORDERS):
             assert instance.get_materialized_partitions(key) == set(MONTH), key

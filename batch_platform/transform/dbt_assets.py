@@ -126,7 +126,11 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     target = new_target_path(context.op.name, context.run.run_id)
     cache = parse_cache_path()
     seed_parse(target, cache)
-    with environment(window_environment(window)):
+    variables = window_environment(window)
+    if window is not None:
+        described = ", ".join(f"{name}={value}" for name, value in variables.items())
+        context.log.info(f"dbt window [{window[0]:%Y-%m-%d}, {window[1]:%Y-%m-%d}): {described}")
+    with environment(variables):
         invocation = dbt.cli(list(BUILD_ARGS), context=context, target_path=target)
     try:
         yield from with_table_metrics(
