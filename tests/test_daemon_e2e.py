@@ -21,7 +21,7 @@ import dagster as dg
 import duckdb
 import pytest
 from dagster import DagsterEventType
-from support import API_TOKEN
+from support import API_TOKEN, files_under
 
 from batch_platform.definitions import defs
 from batch_platform.paths import PROJECT_ROOT
@@ -180,12 +180,14 @@ def test_a_fresh_instance_is_bootstrapped_and_a_new_day_reaches_the_snapshot_in_
     A fresh instance builds the whole landscape in a few runs (extracts, then everything above
     them) and publishes the snapshot; every asset is materialised and every check evaluated.
     Then a new day lands (with late files for old days): at most 3 runs take it to the
-    published snapshot, the quarantine summary included. Afterwards the automation requests
+    published snapshot, the quarantine summary included, and nothing is written under the
+    project's own data/ folder. Afterwards the automation requests
     nothing more: nothing a run just built is built again. Throughout, the warehouse pool
     admits one writer at a time. The PostgreSQL variant runs in production mode
     (`instance_environment` says what it sets).
     """
     data, home = tmp_path / "data", tmp_path / "dagster_home"
+    project_data = files_under(PROJECT_ROOT / "data")
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "deploy" / INSTANCE_YAML[storage], home / "dagster.yaml")
     simulate(data, start=START, days=2, seed=3, scale=0.02)
@@ -325,3 +327,5 @@ def test_a_fresh_instance_is_bootstrapped_and_a_new_day_reaches_the_snapshot_in_
     assert quarantined == expected
     log = (tmp_path / "daemon.log").read_text()
     assert "database is locked" not in log and "Could not set lock" not in log
+    # Every process (simulator, APIs, daemon, runs, dbt, publish) kept to BATCH_PLATFORM_DATA_DIR.
+    assert files_under(PROJECT_ROOT / "data") == project_data, "written under the project's data/"
