@@ -28,6 +28,7 @@ from batch_platform.simulator.api_server import (
     create_app,
     parse_fault_plan,
 )
+from batch_platform.simulator.databases import database_path
 from batch_platform.simulator.landscape import MAX_SCALE
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -160,7 +161,9 @@ def serve_apis(host: str, port: str, data_dir: str | None, fault_plan: str) -> N
         _fail(f"--fault-plan has an {error}")
     folder = _data_dir(data_dir)
     missing = [
-        n for n in ("catalog", "promotions") if not (folder / "services" / f"{n}.sqlite").is_file()
+        n
+        for n in ("catalog", "promotions")
+        if not database_path(paths.services_dir(folder), n).is_file()
     ]
     if missing:
         _fail(
@@ -170,7 +173,7 @@ def serve_apis(host: str, port: str, data_dir: str | None, fault_plan: str) -> N
     if not token:
         _fail(f"{TOKEN_ENV} is set but empty: the APIs need a token")
     click.echo(
-        f"serving /catalog/products and /promotions/campaigns from {folder / 'services'} on "
+        f"serving /catalog/products and /promotions/campaigns from {paths.services_dir(folder)} on "
         f"http://{host}:{port_number} (bearer token from {TOKEN_ENV})",
         err=True,
     )

@@ -28,6 +28,14 @@ def landing_dir(root: Path | None = None) -> Path:
     return (root or data_dir()) / "landing"
 
 
+def services_dir(root: Path | None = None) -> Path:
+    """The simulated services' own databases (SQLite), the demo's database and API sources.
+
+    The registry's `connection_default`s name it as `{data_dir}/services/`.
+    """
+    return (root or data_dir()) / "services"
+
+
 def lake_dir(root: Path | None = None) -> Path:
     """The raw lake: <lake>/raw/<service>/<entity>/dt=YYYY-MM-DD/ and <lake>/quarantine/.
 

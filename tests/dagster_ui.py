@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-from dagster_graphql.client.query import LAUNCH_PIPELINE_EXECUTION_MUTATION
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -78,12 +77,18 @@ class ProcessGroups:
         self.started.append(process)
         return process
 
-    def start_webserver(self, env: dict[str, str], log: Path) -> tuple[str, Process]:
-        """`dagster-webserver` over the project's workspace on a free loopback port; returns
-        its URL and process once it answers."""
+    def start_webserver(self, env: dict[str, str], log: Path, *options: str) -> tuple[str, Process]:
+        """`dagster-webserver` over the project's workspace on a free loopback port, with any
+        further command-line `options` (e.g. `--read-only`); returns its URL and process once
+        it answers."""
         url = f"http://127.0.0.1:{free_port()}"
         port = url.rsplit(":", 1)[1]
-        command = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", port, *WORKSPACE]
+        command = [
+            str(BIN / "dagster-webserver"),
+            *("-h", "127.0.0.1", "-p", port),
+            *WORKSPACE,
+            *options,
+        ]
         webserver = self.start("dagster-webserver", command, env, log)
         wait_until(lambda: http_ok(f"{url}/server_info"), 180, "/server_info", (webserver,))
         return url, webserver
@@ -166,8 +171,19 @@ def graphql(base_url: str, query: str, variables: dict | None = None) -> dict:
     return body["data"]
 
 
-def launch_asset_run(url: str, key: Any) -> str:
-    """Launch a run of one asset through GraphQL, as the UI does; it is queued, not started."""
+LAUNCH_RUN = """
+mutation ($executionParams: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on Error { message }
+  }
+}"""
+
+
+def request_asset_run(url: str, key: Any) -> dict:
+    """Ask the webserver to launch a run of one asset through GraphQL, as the UI's
+    "Materialize" button does; returns its answer (`__typename`, and `run` or `message`)."""
     selector = {
         "repositoryLocationName": "batch_platform",
         "repositoryName": "__repository__",
@@ -175,11 +191,14 @@ def launch_asset_run(url: str, key: Any) -> str:
         "assetSelection": [key.to_graphql_input()],
         "assetCheckSelection": [],  # the write, not the dbt tests: keeps the run short
     }
-    answer = graphql(
-        url,
-        LAUNCH_PIPELINE_EXECUTION_MUTATION,
-        {"executionParams": {"selector": selector, "runConfigData": {}}},
+    return graphql(
+        url, LAUNCH_RUN, {"executionParams": {"selector": selector, "runConfigData": {}}}
     )["launchPipelineExecution"]
+
+
+def launch_asset_run(url: str, key: Any) -> str:
+    """Launch a run of one asset through GraphQL, as the UI does; it is queued, not started."""
+    answer = request_asset_run(url, key)
     assert answer["__typename"] == "LaunchRunSuccess", answer
     return answer["run"]["runId"]
 

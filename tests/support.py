@@ -89,6 +89,18 @@ def postgres_url() -> str | None:
         return None
 
 
+def files_under(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under `folder` with its size and modification time ({} when
+    `folder` does not exist): compare two calls to see whether anything was written there."""
+    if not folder.exists():
+        return {}
+    return {
+        str(path.relative_to(folder)): (status.st_size, status.st_mtime_ns)
+        for path in folder.rglob("*")
+        for status in [path.stat()]
+    }
+
+
 def materialize_ok(assets, **kwargs) -> dg.ExecuteInProcessResult:
     result = dg.materialize(assets, raise_on_error=True, **kwargs)
     assert result.success

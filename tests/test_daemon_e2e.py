@@ -1,4 +1,9 @@
-"""End to end with the daemon: a fresh instance bootstraps, a new day reaches the snapshot."""
+"""End to end with the daemon: a fresh instance bootstraps, a new day reaches the snapshot.
+
+The same story on both instance configurations the project ships: the embedded SQLite one
+(deploy/dagster.yaml, `make dev`) and the production one (deploy/dagster.production.yaml,
+PostgreSQL storage for runs, event log, schedules, sensor cursors and pools).
+"""
 
 import json
 import os
@@ -16,11 +21,12 @@ import dagster as dg
 import duckdb
 import pytest
 from dagster import DagsterEventType
-from support import API_TOKEN
+from support import API_TOKEN, files_under
 
 from batch_platform.definitions import defs
 from batch_platform.paths import PROJECT_ROOT
 from batch_platform.simulator import simulate
+from batch_platform.transform.dbt_assets import WAREHOUSE_POOL
 
 # Every run the daemon launches is a process that loads the code location (~8 s here) and each
 # dbt invocation costs ~5-10 s, so this takes a few minutes.
@@ -35,6 +41,8 @@ ALL_ASSETS = [key for asset in defs.assets for key in asset.keys]
 ALL_CHECKS = {key for asset in defs.assets for key in asset.check_keys}
 TIMEOUT_SECONDS = 600
 LOGS = ("apis.log", "daemon.log", "webserver.log")  # the processes' output, in start order
+WAREHOUSE_STEPS = {asset.op.name for asset in defs.assets if asset.op.pool == WAREHOUSE_POOL}
+INSTANCE_YAML = {"sqlite": "dagster.yaml", "postgres": "dagster.production.yaml"}
 
 
 def free_port() -> int:
@@ -116,27 +124,76 @@ def wait_until(condition, deadline: float, what: str, processes, logs: Path, ins
         time.sleep(3)
 
 
+def instance_environment(storage: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """What the instance configuration `storage` needs from the environment, beyond the
+    variables every variant sets.
+
+    SQLite: nothing. PostgreSQL runs as production does: deploy/dagster.production.yaml read
+    unchanged (its DAGSTER_PG_* variables point at a fresh database) and BATCH_PLATFORM_ENV=
+    production, so the platform refuses the demo's public stand-ins and takes the PII key and
+    the API token from the environment, as a deployment must set them (the demo REST service is
+    given the same token). Production also turns the daily catch-up schedule on; it fires at
+    01:30 only and requests yesterday, a day outside this landscape.
+    """
+    if storage == "sqlite":
+        return {}
+    return {
+        **request.getfixturevalue("dagster_postgres_database"),
+        "BATCH_PLATFORM_ENV": "production",
+        "BATCH_PLATFORM_PII_SALT": "e2e-production-salt-not-secret",
+    }
+
+
+def warehouse_step_overlaps(instance: dg.DagsterInstance, runs: list[dg.RunRecord]) -> list:
+    """Pairs of warehouse-writing steps (of any runs) that ran at the same time: the
+    `duckdb_warehouse` pool must keep them apart."""
+    ends = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
+    spans = {}
+    for run in runs:
+        run_id = run.dagster_run.run_id
+        for entry in instance.all_logs(run_id, of_type={DagsterEventType.STEP_START, *ends}):
+            if entry.step_key in WAREHOUSE_STEPS:
+                span = spans.setdefault((run_id[:8], entry.step_key), [None, None])
+                span[entry.dagster_event_type in ends] = entry.timestamp
+    ordered = sorted(spans.items(), key=lambda item: item[1][0])
+    return [
+        (first, second)
+        for (first, (_, end)), (second, (start, _)) in zip(ordered, ordered[1:], strict=False)
+        if end is None or start < end
+    ]
+
+
 def snapshot_rows(data: Path, sql: str, *params) -> list[tuple]:
     with duckdb.connect(str(data / "analytics.duckdb"), read_only=True) as connection:
         return connection.execute(sql, list(params)).fetchall()
 
 
 @pytest.mark.timeout(TIMEOUT_SECONDS + 180)
+@pytest.mark.parametrize(
+    "storage", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_a_fresh_instance_is_bootstrapped_and_a_new_day_reaches_the_snapshot_in_few_runs(
-    tmp_path,
+    tmp_path, storage, request, monkeypatch
 ):
-    """`make dev`'s story with the real daemon, nobody clicking.
+    """`make dev`'s story with the real daemon, nobody clicking, on SQLite and on PostgreSQL.
 
     A fresh instance builds the whole landscape in a few runs (extracts, then everything above
     them) and publishes the snapshot; every asset is materialised and every check evaluated.
     Then a new day lands (with late files for old days): at most 3 runs take it to the
-    published snapshot, the quarantine summary included. Afterwards the automation requests
-    nothing more: nothing a run just built is built again.
+    published snapshot, the quarantine summary included, and nothing is written under the
+    project's own data/ folder. Afterwards the automation requests
+    nothing more: nothing a run just built is built again. Throughout, the warehouse pool
+    admits one writer at a time. The PostgreSQL variant runs in production mode
+    (`instance_environment` says what it sets).
     """
     data, home = tmp_path / "data", tmp_path / "dagster_home"
+    project_data = files_under(PROJECT_ROOT / "data")
     home.mkdir()
-    shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(PROJECT_ROOT / "deploy" / INSTANCE_YAML[storage], home / "dagster.yaml")
     simulate(data, start=START, days=2, seed=3, scale=0.02)
+    variant = instance_environment(storage, request)
+    for name, value in variant.items():  # this process opens the instance too
+        monkeypatch.setenv(name, value)
     # Create the instance's storage once, here, before three processes open it at the same time.
     dg.DagsterInstance.from_config(str(home)).dispose()
     api_port = free_port()
@@ -149,6 +206,7 @@ def test_a_fresh_instance_is_bootstrapped_and_a_new_day_reaches_the_snapshot_in_
         "BATCH_PLATFORM_API_TOKEN": API_TOKEN,
         "CATALOG_API_URL": f"http://127.0.0.1:{api_port}/catalog",
         "PROMOTIONS_API_URL": f"http://127.0.0.1:{api_port}/promotions",
+        **variant,
     }
     processes = [
         start(
@@ -177,7 +235,7 @@ def test_a_fresh_instance_is_bootstrapped_and_a_new_day_reaches_the_snapshot_in_
     ]
     args = (processes, tmp_path)
     try:
-        os.environ["DAGSTER_HOME"] = str(home)  # for DagsterInstance.get() in this process
+        monkeypatch.setenv("DAGSTER_HOME", str(home))  # for DagsterInstance.get() in this process
         with dg.DagsterInstance.from_config(str(home)) as instance:
             deadline = time.monotonic() + TIMEOUT_SECONDS
             # 1. The bootstrap: the daemon builds everything on its own.
@@ -224,6 +282,8 @@ def test_a_fresh_instance_is_bootstrapped_and_a_new_day_reaches_the_snapshot_in_
             time.sleep(70)
             assert_alive(processes, tmp_path)
             runs = instance.get_run_records()
+            pool = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
+            overlaps = warehouse_step_overlaps(instance, runs)
     finally:
         for process in reversed(processes):
             stop(process)
@@ -233,6 +293,8 @@ def test_a_fresh_instance_is_bootstrapped_and_a_new_day_reaches_the_snapshot_in_
     assert len(runs) == settled, "runs after everything was built: " + describe(runs)
     assert dg.DagsterRunStatus.FAILURE not in {r.dagster_run.status for r in runs}
     assert summary_rebuilt, "the quarantine summary was not rebuilt after the new day's extracts"
+    assert (pool.slot_count, pool.claimed_slots) == (1, []), pool
+    assert overlaps == [], f"warehouse steps ran at the same time: {overlaps}"
 
     # The published snapshot holds the new day exactly as the simulator made it.
     truth = json.loads((data / "landscape.json").read_text())
@@ -265,3 +327,5 @@ def test_a_fresh_instance_is_bootstrapped_and_a_new_day_reaches_the_snapshot_in_
     assert quarantined == expected
     log = (tmp_path / "daemon.log").read_text()
     assert "database is locked" not in log and "Could not set lock" not in log
+    # Every process (simulator, APIs, daemon, runs, dbt, publish) kept to BATCH_PLATFORM_DATA_DIR.
+    assert files_under(PROJECT_ROOT / "data") == project_data, "written under the project's data/"

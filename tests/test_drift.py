@@ -66,13 +66,16 @@ def test_the_registry_doc_covers_every_file_a_service_folder_holds_and_how_model
         assert name in doc
 
 
-def test_only_paths_names_the_lake_folder():
+def test_only_paths_names_the_data_folders():
+    """Every folder under the data folder comes from batch_platform/paths.py, so one variable
+    (BATCH_PLATFORM_DATA_DIR) moves all of them, e.g. to a mount every worker shares."""
     spelled = [
-        f"{path.relative_to(PROJECT_ROOT)}:{number}"
+        f"{path.relative_to(PROJECT_ROOT)}:{number}: {line.strip()}"
         for path, text in package_sources().items()
         if path.name != "paths.py"
         for number, line in enumerate(text.splitlines(), 1)
         if re.search(r"""["'](data/)?lake["'/]""", line)
+        or re.search(r"""/ *["'](data|landing|services|lake)\b""", line)
     ]
     assert spelled == []
 

@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from batch_platform import paths
 from batch_platform.simulator.databases import database_path, read_only
 
 TOKEN_ENV = "BATCH_PLATFORM_API_TOKEN"
@@ -173,7 +174,7 @@ def create_app(
     """The API app over `data_dir/services`. `stall_seconds` is how long a `timeout` waits."""
     if not token:
         raise ValueError("the API token must not be empty")
-    services = Path(data_dir) / "services"
+    services = paths.services_dir(Path(data_dir))
     plan = FaultPlan(fault_plan or ())
     expected = f"Bearer {token}".encode()
 

@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from batch_platform import paths
 from batch_platform.simulator.databases import (
     SCHEMAS,
     TABLE_SOURCES,
@@ -87,7 +88,7 @@ def _check_writable(data_dir: Path) -> None:
         probe = probe.parent
     if not probe.is_dir():
         raise LandscapeError("data-dir", f"{data_dir} cannot be used: {probe} is not a folder")
-    for folder in (probe, data_dir / "landing", data_dir / "services"):
+    for folder in (probe, paths.landing_dir(data_dir), paths.services_dir(data_dir)):
         if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
             raise LandscapeError("data-dir", f"{data_dir} is not writable: {folder} is read-only")
 
@@ -96,8 +97,8 @@ def _holds_landscape(data_dir: Path) -> bool:
     if (data_dir / MANIFEST_NAME).exists():
         return True
     return any(
-        (data_dir / name).is_dir() and any((data_dir / name).iterdir())
-        for name in ("landing", "services")
+        folder.is_dir() and any(folder.iterdir())
+        for folder in (paths.landing_dir(data_dir), paths.services_dir(data_dir))
     )
 
 
@@ -125,13 +126,15 @@ def _plan_append(
         )
     except (ValueError, KeyError, TypeError) as error:
         raise LandscapeError("append", f"cannot read {path}: {error}") from None
-    missing = [name for name in SCHEMAS if not database_path(data_dir / "services", name).exists()]
+    missing = [
+        name for name in SCHEMAS if not database_path(paths.services_dir(data_dir), name).exists()
+    ]
     if missing:
         raise LandscapeError(
             "append", f"needs the service databases, but {', '.join(missing)} is missing"
         )
     try:
-        newest = _newest_change(data_dir / "services")
+        newest = _newest_change(paths.services_dir(data_dir))
     except sqlite3.Error as error:
         raise LandscapeError("append", f"cannot read the service databases: {error}") from None
     if newest >= existing[4].isoformat():
@@ -215,8 +218,8 @@ def simulate(
                 f"{data_dir} already holds a landscape: pass --append to extend it "
                 "or --replace to generate a new one",
             )
-        for name in ("landing", "services"):
-            shutil.rmtree(data_dir / name, ignore_errors=True)
+        for folder in (paths.landing_dir(data_dir), paths.services_dir(data_dir)):
+            shutil.rmtree(folder, ignore_errors=True)
         (data_dir / MANIFEST_NAME).unlink(missing_ok=True)
 
     end = first + timedelta(days=days)
@@ -238,14 +241,14 @@ def simulate(
         return origins[day]
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    databases = ServiceDatabases(data_dir / "services", world, faults, create=not append)
+    databases = ServiceDatabases(paths.services_dir(data_dir), world, faults, create=not append)
     with _progress(progress) as bar:
         task = bar.add_task("simulating days", total=days + 1)
         try:
             for day in days_between(first, end):
                 sources = window(day)
                 due = [e for o in sources for e in o.events_by_delivery.get(day, ())]
-                deliver(data_dir / "landing", seed, day, due, faults)
+                deliver(paths.landing_dir(data_dir), seed, day, due, faults)
                 moved = [m for o in sources for m in o.movements_by_day.get(day, ())]
                 databases.apply_day(day, moved)
                 bar.advance(task)

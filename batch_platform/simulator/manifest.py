@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from batch_platform import paths
 from batch_platform.simulator.contract import (
     CHANNELS,
     EVENT_SOURCES,
@@ -319,8 +320,8 @@ def build_manifest(
     facts = _Facts(days)
     sources: dict[str, Any] = {}
     for source in EVENT_SOURCES:
-        sources[source] = _scan_source(data_dir / "landing", source, days, facts)
-    services = data_dir / "services"
+        sources[source] = _scan_source(paths.landing_dir(data_dir), source, days, facts)
+    services = paths.services_dir(data_dir)
     for source, counts in rows_by_day(services, start, end).items():
         name, table, key, access = TABLE_SOURCES[source]
         entry: dict[str, Any] = {
