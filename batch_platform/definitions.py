@@ -5,11 +5,14 @@ transform assets from the dbt manifest; adding a service or a model changes YAML
 this file. Freshness and automation are applied to every asset by layer (automation.py).
 """
 
+import os
+
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from batch_platform.automation import apply_policies, automation_sensor
 from batch_platform.dbt_project import DBT_EXECUTABLE, dbt_project, load_manifest
+from batch_platform.execution import IN_PROCESS, executor_name, select_executor, with_queue_tags
 from batch_platform.extract.factory import build_extract_assets
 from batch_platform.extract.quarantine import build_quarantine_asset
 from batch_platform.partitions import daily_partitions_from_environment
@@ -44,8 +47,15 @@ transforms = [
     analytics_snapshot,
 ]
 
+# In process by default; BATCH_PLATFORM_EXECUTOR=celery runs steps on Celery workers, the
+# warehouse's writers on their own queue (execution.py).
+executor = select_executor()
+assets = [*extracts, *transforms]
+if executor_name(os.environ) != IN_PROCESS:
+    assets = with_queue_tags(assets)
+
 defs = dg.Definitions(
-    assets=[*extracts, *transforms],
+    assets=assets,
     sensors=[
         build_new_data_sensor(registry, days),
         build_downstream_sensor(
@@ -59,9 +69,10 @@ defs = dg.Definitions(
         dead_run_check,
     ],
     schedules=[build_catch_up_schedule(registry, days, production=settings.production)],
-    # One process per run, not one per step: every process loads the dbt manifest again (seconds
-    # each), and a run's steps are mostly sequential anyway (dbt holds the warehouse pool).
-    executor=dg.in_process_executor,
+    # In process unless told otherwise: one process per run, not one per step: every process
+    # loads the dbt manifest again (seconds each), and a run's steps are mostly sequential
+    # anyway (dbt holds the warehouse pool).
+    executor=executor,
     resources={
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "settings": settings,
