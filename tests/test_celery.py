@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 from dagster_ui import BIN, PROJECT_ROOT, Process, free_port, process_groups, wait_until
 from support import demo_apis, landscape_days, materialize_ok, postgres_url
 
@@ -30,7 +28,7 @@ from batch_platform.paths import DATA_DIR_ENV
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-DAYS = landscape_days()[:4]
+DAYS = landscape_days()  # two for the plain run, the rest for the worker-kill run
 EXTRACTS = "key:raw/* and not key:raw/platform/quarantine"
 WORKER_CONFIG = PROJECT_ROOT / "deploy" / "celery_worker.yaml"
 
@@ -116,10 +114,23 @@ class Cluster:
             mp.setenv("DAGSTER_PG_PASSWORD", "")
             return dg.DagsterInstance.from_config(str(self.home))
 
+    def materialize_command(self, first: str, last: str) -> list[str]:
+        return [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "batch_platform.definitions",
+        ] + [
+            "--select",
+            EXTRACTS,
+            "--partition-range",
+            f"{first}...{last}",
+        ]
+
     def materialize(self, first: str, last: str, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run(  # noqa: S603 - a fixed argument list
-            [str(BIN / "dagster"), "asset", "materialize", "-m", "batch_platform.definitions"]
-            + ["--select", EXTRACTS, "--partition-range", f"{first}...{last}"],
+            self.materialize_command(first, last),
             env={**self.env, **env},
             cwd=PROJECT_ROOT,
             capture_output=True,
@@ -210,6 +221,10 @@ def _workers_by_step(instance: dg.DagsterInstance, run_id: str) -> list[tuple[st
     return started
 
 
+def _events(instance: dg.DagsterInstance, run_id: str, kind: dg.DagsterEventType) -> list:
+    return [record.dagster_event for record in instance.all_logs(run_id, of_type=kind)]
+
+
 def test_extracts_on_two_workers_equal_in_process(cluster, in_process_lake):
     """Every extract for two days, one run: steps on both workers, the lake byte-identical."""
     result = cluster.materialize(DAYS[0], DAYS[1])
@@ -217,12 +232,12 @@ def test_extracts_on_two_workers_equal_in_process(cluster, in_process_lake):
     with cluster.instance() as instance:
         run = _run_of(instance, output)
         assert run.status == dg.DagsterRunStatus.SUCCESS, output[-3000:]
+        # The executor refers to the broker's variable: its URL is not stored with the run.
+        assert "pyamqp" not in str(run.run_config)
         by_step = _workers_by_step(instance, run.run_id)
         materialized = {
-            (record.asset_key.to_user_string(), record.partition_key)
-            for record in instance.get_event_records(
-                dg.EventRecordsFilter(dg.DagsterEventType.ASSET_MATERIALIZATION)
-            )
+            (event.asset_key.to_user_string(), event.partition)
+            for event in _events(instance, run.run_id, dg.DagsterEventType.ASSET_MATERIALIZATION)
         }
     from batch_platform.definitions import extract_keys, extracts
 
@@ -253,3 +268,70 @@ def test_broker_unreachable_fails_the_run_in_one_line(cluster):
         assert "not-the-password" not in "".join(str(r) for r in logs)
         failure = [r for r in logs if r.dagster_event and r.dagster_event.is_run_failure]
         assert failure and line in str(failure[-1]), [str(r)[:300] for r in logs]
+
+
+def _caught_mid_step(instance: dg.DagsterInstance, run_id: str, cluster: Cluster):
+    """(step, worker) of a step a worker has begun and not finished, that worker stopped with
+    SIGSTOP so that it cannot finish it meanwhile; None while there is none."""
+
+    def finished() -> set[str]:
+        events = _events(instance, run_id, dg.DagsterEventType.STEP_SUCCESS)
+        return {event.step_key for event in events}
+
+    done = finished()
+    for step, worker in reversed(_workers_by_step(instance, run_id)):
+        if step in done:
+            continue
+        group = cluster.workers[worker].popen.pid
+        os.killpg(group, signal.SIGSTOP)
+        if step not in finished():  # looked at after the stop: the step is caught mid-way
+            return step, worker
+        os.killpg(group, signal.SIGCONT)
+    return None
+
+
+def test_worker_killed_mid_step_the_other_worker_finishes(cluster, in_process_lake):
+    """SIGKILL a worker in the middle of a step: the broker hands the task it had not
+    acknowledged to the other worker, the run succeeds, and no partition is half-written: the
+    lake is byte for byte the in-process one, with no temporary file left."""
+    days = DAYS[2:]
+    with cluster.instance() as instance:
+        before = {run.run_id for run in instance.get_runs()}
+    log = cluster.data.parent / "kill_run.log"
+    with log.open("w") as output:
+        run_process = subprocess.Popen(  # noqa: S603 - a fixed argument list
+            cluster.materialize_command(days[0], days[-1]),
+            env=cluster.env,
+            cwd=PROJECT_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        with cluster.instance() as instance:
+            run_id = wait_until(
+                lambda: next((r.run_id for r in instance.get_runs() if r.run_id not in before), 0),
+                120,
+                "the run to be created",
+                interval=0.2,
+            )
+            step, victim = wait_until(
+                lambda: _caught_mid_step(instance, run_id, cluster),
+                120,
+                "a step caught mid-way on a worker",
+                interval=0.05,
+            )
+            os.killpg(cluster.workers[victim].popen.pid, signal.SIGKILL)
+            assert run_process.wait(timeout=240) == 0, log.read_text()[-3000:]
+            assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
+            by_step = _workers_by_step(instance, run_id)
+            successes = _events(instance, run_id, dg.DagsterEventType.STEP_SUCCESS)
+    finally:
+        if run_process.poll() is None:
+            run_process.kill()
+    survivor = next(worker for worker in cluster.workers if worker != victim)
+    # The step began on the victim, then again on the survivor, and succeeded once.
+    assert [worker for s, worker in by_step if s == step] == [victim, survivor], by_step
+    assert [event.step_key for event in successes].count(step) == 1
+    lake = cluster.data / "lake"
+    assert not [path for path in lake.rglob("*") if ".tmp" in path.name]
+    assert _lake_files(lake, days) == _lake_files(in_process_lake, days)
