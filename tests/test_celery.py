@@ -54,7 +54,12 @@ def broker() -> Iterator[str]:
     try:
         _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         url = f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}"
-        execution.check_broker(url)
+        try:
+            execution.check_broker(url)
+        except execution.BrokerUnreachableError as error:
+            if os.environ.get("CI") == "true":
+                raise
+            pytest.skip(str(error))
         yield url
     finally:
         _rabbitmqctl("delete_vhost", vhost)
