@@ -9,6 +9,7 @@ import dagster as dg
 
 from batch_platform.automation import apply_policies, automation_sensor
 from batch_platform.dbt_project import DBT_EXECUTABLE, PlatformDbtCli, dbt_project, load_manifest
+from batch_platform.execution import select_executor
 from batch_platform.extract.factory import build_extract_assets
 from batch_platform.extract.quarantine import build_quarantine_asset
 from batch_platform.partitions import daily_partitions_from_environment
@@ -58,9 +59,10 @@ defs = dg.Definitions(
         dead_run_check,
     ],
     schedules=[build_catch_up_schedule(registry, days, production=settings.production)],
-    # One process per run, not one per step: every process loads the dbt manifest again (seconds
-    # each), and a run's steps are mostly sequential anyway (dbt holds the warehouse pool).
-    executor=dg.in_process_executor,
+    # In process unless BATCH_PLATFORM_EXECUTOR=celery (execution.py): one process per run, not
+    # one per step, since every process loads the dbt manifest again (seconds each) and a run's
+    # steps are mostly sequential anyway (dbt holds the warehouse pool).
+    executor=select_executor(),
     resources={
         "dbt": PlatformDbtCli(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "settings": settings,

@@ -28,7 +28,7 @@ from batch_platform.dbt_project import load_manifest
 from batch_platform.extract.lake import remove_leftovers, temporary_name
 from batch_platform.paths import warehouse_path
 from batch_platform.registry import load_registry
-from batch_platform.transform.dbt_assets import WAREHOUSE_POOL, translator
+from batch_platform.transform.dbt_assets import WAREHOUSE_OP_TAGS, WAREHOUSE_POOL, translator
 
 # dbt folders (= warehouse schemas) analysts may read; staging and the raw lake stay inside.
 ANALYST_LAYERS = ("middle_platform", "scenario", "channel", "consistency")
@@ -306,6 +306,7 @@ SNAPSHOT_TABLES = analyst_tables(_MANIFEST)
     kinds={"duckdb"},
     deps=[table.asset_key for table in SNAPSHOT_TABLES],
     pool=WAREHOUSE_POOL,
+    op_tags=WAREHOUSE_OP_TAGS,
     # Unpartitioned; declared so that a range run of the whole graph is accepted by the CLI.
     backfill_policy=dg.BackfillPolicy.single_run(),
     description=(

@@ -34,6 +34,7 @@ LONGEST_FIRST = (
     "test_dead_runs.py",
     "test_bench_quick.py",
     "test_backfill.py",
+    "test_celery.py",
 )
 # Tests that share a module or session fixture too costly to build twice run on one worker.
 SHARED_FIXTURES = {"pipeline": "pipeline", "built_pipeline": "pipeline"}

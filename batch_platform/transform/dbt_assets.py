@@ -37,6 +37,10 @@ from batch_platform.transform.dbt_vars import BUILD_ARGS, window_environment
 from batch_platform.transform.table_metrics import with_table_metrics
 
 WAREHOUSE_POOL = "duckdb_warehouse"
+# With the Celery executor (batch_platform/execution.py) the warehouse's writers run on the
+# worker beside the DuckDB file: dagster-celery reads a step's queue from this op tag. The
+# in-process executor ignores it.
+WAREHOUSE_OP_TAGS = {"dagster-celery/queue": "warehouse"}
 # Two selections, in the order a full build needs them (one multi-asset each keeps the graph
 # free of cycles): partitioned incremental models, then every whole table.
 PARTITIONED = "config.materialized:incremental"
@@ -151,6 +155,7 @@ def build_partitioned_models(partitions: dg.PartitionsDefinition) -> dg.AssetsDe
         backfill_policy=dg.BackfillPolicy.single_run(),
         dagster_dbt_translator=translator,
         pool=WAREHOUSE_POOL,
+        op_tags=WAREHOUSE_OP_TAGS,
         name="dbt_partitioned_models",
     )
     def dbt_partitioned_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
@@ -169,6 +174,7 @@ def build_whole_tables() -> dg.AssetsDefinition:
         select=WHOLE_TABLES,
         dagster_dbt_translator=translator,
         pool=WAREHOUSE_POOL,
+        op_tags=WAREHOUSE_OP_TAGS,
         name="dbt_whole_tables",
         # Unpartitioned, so every run builds them once; declared so that a range run of any
         # selection, the whole graph included, is accepted by `dagster asset materialize`.
