@@ -300,13 +300,14 @@ def test_a_backfill_of_several_days_runs_as_one_run(dagster, page):
         assert run.asset_selection == set(selection)
         assert run.tags["dagster/asset_partition_range_start"] == start
         assert run.tags["dagster/asset_partition_range_end"] == end
-        dbt_commands = [
-            event.user_message
-            for event in instance.all_logs(run.run_id)
-            if (event.user_message or "").startswith("Running dbt command")
-        ]
+        messages = [event.user_message or "" for event in instance.all_logs(run.run_id)]
+    dbt_commands = [m for m in messages if m.startswith("Running dbt command")]
+    windows = [m for m in messages if m.startswith("dbt window")]
     assert len(dbt_commands) == 1, dbt_commands
-    assert '"max_date": "2026-03-07", "min_date": "2026-03-04"' in dbt_commands[0]
+    assert windows == [
+        "dbt window [2026-03-04, 2026-03-07): BATCH_PLATFORM_WINDOW_START=2026-03-04, "
+        "BATCH_PLATFORM_WINDOW_END=2026-03-07"
+    ], windows
 
     page.set_viewport_size({"width": 1600, "height": 1400})  # room for every asset's row
     page.goto(f"{dagster.url}/runs/b/{backfill_id}")
