@@ -9,12 +9,15 @@ every row in one day, then runs in two fresh subprocesses, which report their ow
 
 - the platform's `extract_database` for that day (contract check, dedup, lake + quarantine);
 - a baseline: bare ADBC `fetch_arrow_table()` of the same query + `pyarrow.parquet.write_table`,
-  the least work that produces a Parquet file, holding the whole result in memory.
+  the least work that produces a Parquet file, holding the whole result in memory;
+- the peer: dlt's `sql_table` source loading the same day's window into Parquet through its
+  filesystem destination, under the contract (`benchmarks/dlt_peer.py`), when dlt is installed.
 
 The target is an extract peak under 1 GiB at 5 million rows: the extract streams, so its peak
 must not grow with the table the way the baseline's does. The time ratio to the baseline is
 reported for information: the extract does more (checks, quarantine, atomic replace) and the
-baseline buys its speed with memory.
+baseline buys its speed with memory. The throughput ratio to dlt has a target of >= 1.0x
+(ahead of the peer); its peak RSS next to dlt's is for information.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from pathlib import Path
 
 DAY = date(2026, 3, 2)
 TARGET_PEAK_BYTES = 1 << 30
+PEER_TARGET_RATIO = 1.0
+# Rows per batch for the dlt peer: the platform's own Arrow batch size.
+PEER_CHUNK_ROWS = 65_536
 SOURCE = "inventory__stock_movements"
 NAME = "extract_database"
 TITLE = "Extract throughput and memory: database (inventory/stock_movements)"
@@ -114,6 +120,32 @@ def _child_baseline(spec_file: Path, data_dir: Path) -> dict:
     return {"seconds": seconds, "rows_read": table.num_rows, "peak_rss_bytes": peak_rss_bytes()}
 
 
+def _child_dlt(spec_file: Path, data_dir: Path) -> dict:
+    import dlt  # noqa: F401, I001  (imports before the floor, as the extract's are)
+    import dlt.sources.sql_database  # noqa: F401
+    import pydantic  # noqa: F401
+
+    from benchmarks import dlt_peer
+    from benchmarks.harness import peak_rss_bytes
+
+    spec = pickle.loads(spec_file.read_bytes())
+    floor = peak_rss_bytes()
+    database = data_dir / "services" / "inventory.sqlite"
+    started = time.perf_counter()
+    loaded = dlt_peer.load_database(spec, database, _dlt_work(data_dir), DAY, PEER_CHUNK_ROWS)
+    return {
+        "seconds": time.perf_counter() - started,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "floor_rss_bytes": floor,
+        "rows_loaded": loaded["rows"],
+    }
+
+
+def _dlt_work(data_dir: Path) -> Path:
+    """dlt's lake and its pipelines folder, beside the benchmark's data folder."""
+    return data_dir.parent / "dlt"
+
+
 def _run_child(role: str, spec_file: Path, data_dir: Path) -> dict:
     """Run one measurement in a fresh interpreter, which reports its own peak RSS."""
     from benchmarks.harness import run_child
@@ -142,18 +174,32 @@ def _prepare(folder: Path, rows: int) -> tuple[Path, Path, float]:
 
 def run(ctx) -> dict:
     """The harness entry: extract and baseline alternately in fresh processes, repeated."""
+    from benchmarks import dlt_peer
     from benchmarks.harness import check, fresh_folder, log, measurement, median_ratio
 
     rows, repeats = ctx.pick(full=(5_000_000, 2), quick=(100_000, 1))
     log(f"generating {rows:,} stock movements in SQLite")
     data_dir, spec_file, generate_seconds = _prepare(fresh_folder(ctx.work / "db"), rows)
     database = data_dir / "services" / "inventory.sqlite"
-    results: dict[str, list[dict]] = {"extract": [], "baseline": []}
+    peer = dlt_peer.available()
+    roles = ("extract", "baseline", "dlt") if peer else ("extract", "baseline")
+    results: dict[str, list[dict]] = {role: [] for role in roles}
     for repeat in range(repeats):
-        order = ("extract", "baseline") if repeat % 2 == 0 else ("baseline", "extract")
-        for role in order:
+        shift = repeat % len(roles)  # rotate who goes first
+        for role in roles[shift:] + roles[:shift]:
+            if role == "dlt":
+                fresh_folder(_dlt_work(data_dir))  # each load from scratch, untimed
+            log(f"repeat {repeat + 1}/{repeats}: {role}")
             results[role].append(_run_child(role, spec_file, data_dir))
     extract, baseline = results["extract"], results["baseline"]
+    peers = results.get("dlt", [])
+    if peer and any(r["rows_loaded"] != extract[-1]["rows_loaded"] for r in peers):
+        # No duplicate keys in this table: dlt's contract drops exactly what the platform
+        # quarantines, so both must load the same rows.
+        raise AssertionError(
+            f"rows loaded: dlt {[r['rows_loaded'] for r in peers]}, platform "
+            f"{extract[-1]['rows_loaded']:,} (+ {extract[-1]['rows_quarantined']:,} quarantined)"
+        )
     seconds = [r["seconds"] for r in extract]
     base_seconds = [r["seconds"] for r in baseline]
     peaks = [r["peak_rss_bytes"] / 2**20 for r in extract]
@@ -184,6 +230,29 @@ def run(ctx) -> dict:
             "baseline_peak_rss_mib": measurement(
                 "baseline peak RSS", [r["peak_rss_bytes"] / 2**20 for r in baseline], "MiB", 0
             ),
+            **(
+                {
+                    "dlt_seconds": measurement(
+                        "dlt sql_table -> filesystem Parquet (peer)",
+                        [r["seconds"] for r in peers],
+                        "s",
+                    ),
+                    "dlt_rows_per_second": measurement(
+                        "dlt rows/s", [rows / r["seconds"] for r in peers], "rows/s", 0
+                    ),
+                    "dlt_peak_rss_mib": measurement(
+                        "dlt peak RSS", [r["peak_rss_bytes"] / 2**20 for r in peers], "MiB", 0
+                    ),
+                    "dlt_floor_rss_mib": measurement(
+                        "  of which the interpreter and imports, before reading",
+                        [r["floor_rss_bytes"] / 2**20 for r in peers],
+                        "MiB",
+                        0,
+                    ),
+                }
+                if peer
+                else {}
+            ),
         },
         "checks": [
             check(
@@ -199,12 +268,37 @@ def run(ctx) -> dict:
                 median_ratio(base_seconds, seconds),
                 "baseline seconds divided by extract seconds (median of per-repeat ratios)",
             ),
+            *(
+                [
+                    check(
+                        "extract throughput / dlt throughput",
+                        median_ratio([r["seconds"] for r in peers], seconds),
+                        "same rows, same day: dlt seconds divided by extract seconds (median of "
+                        "per-repeat ratios)",
+                        target=PEER_TARGET_RATIO,
+                    ),
+                    check(
+                        "extract peak RSS / dlt peak RSS",
+                        max(peaks) / max(r["peak_rss_bytes"] / 2**20 for r in peers),
+                        "worst repeat of each, in fresh processes",
+                        direction="<=",
+                    ),
+                ]
+                if peer
+                else []
+            ),
         ],
+        "notes": [] if peer else [dlt_peer.MISSING],
         "info": {
             "generate_seconds": round(generate_seconds, 2),
             "rows_loaded": extract[-1]["rows_loaded"],
             "rows_quarantined": extract[-1]["rows_quarantined"],
             "arrow_bytes_read": extract[-1]["bytes_read"],
+            **(
+                {"dlt_version": dlt_peer.version(), "rows_loaded_by_dlt": peers[-1]["rows_loaded"]}
+                if peer
+                else {}
+            ),
         },
     }
 
@@ -212,12 +306,14 @@ def run(ctx) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
-    parser.add_argument("--child", choices=["extract", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["extract", "baseline", "dlt"], help=argparse.SUPPRESS)
     parser.add_argument("--spec-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child = _child_extract if args.child == "extract" else _child_baseline
+        child = {"extract": _child_extract, "baseline": _child_baseline, "dlt": _child_dlt}[
+            args.child
+        ]
         print(json.dumps(child(args.spec_file, args.data_dir)))
         return
 
