@@ -22,12 +22,14 @@ day, measured right after each sampled single-day run.
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import sys
 from pathlib import Path
 
 from benchmarks.harness import (
     BENCH_START,
+    PROJECT_ROOT,
     Context,
     Pipeline,
     bare_build,
@@ -37,6 +39,7 @@ from benchmarks.harness import (
     dbt_target,
     demo_apis,
     environment,
+    fresh_folder,
     landscape_days,
     log,
     measurement,
@@ -59,6 +62,42 @@ def sample_days(days: list[str], k: int) -> list[str]:
     if k == 1:
         return [days[len(days) // 2]]
     return [days[round(i * (len(days) - 1) / (k - 1))] for i in range(k)]
+
+
+def one_run_on_postgres(ctx: Context, data_dir: Path, days: list[str], target: dict) -> dict:
+    """The same one run with Dagster's storage on PostgreSQL (deploy/dagster.production.yaml,
+    a scratch database dropped afterwards) instead of the embedded SQLite.
+
+    Returns the run's seconds, its planned-materialization phase and its steps, or, when no
+    PostgreSQL server answers, `{"unavailable": reason}`.
+    """
+    import dagster as dg
+
+    from benchmarks.postgres_storage import PostgresUnavailable, fresh_database
+
+    try:
+        with (
+            fresh_database("bp_bench") as storage,
+            environment(**storage, **target),
+            demo_apis(data_dir),
+        ):
+            home = fresh_folder(ctx.work / "postgres_home")
+            shutil.copy(PROJECT_ROOT / "deploy" / "dagster.production.yaml", home / "dagster.yaml")
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                pipeline = Pipeline(instance=instance)
+                reset_outputs(data_dir)
+                seconds, result = timed(lambda: pipeline.run(days, ctx.whole))
+                split = pipeline.split(result.run_id)
+                before_start, planned = pipeline.before_start(result.run_id)
+    except PostgresUnavailable as error:
+        return {"unavailable": str(error)}
+    return {
+        "seconds": seconds,
+        "before_start": before_start,
+        "planned": planned,
+        "extract": split["extract"],
+        "dbt": split["dbt_partitioned"] + split["dbt_whole_tables"],
+    }
 
 
 def run(ctx: Context) -> dict:
@@ -96,6 +135,7 @@ def run(ctx: Context) -> dict:
             single_dbt.append(day_split["dbt_partitioned"] + day_split["dbt_whole_tables"])
             # The same day by hand, right after: the same models over the same lake.
             bare_single.append(bare_build(data_dir, ctx.work, [day], models))
+    postgres = {} if ctx.quick else one_run_on_postgres(ctx, data_dir, days, target)
     n_runs = statistics.mean(single) * days_count
     how = (
         f"extrapolated: mean of {len(sample)} single-day runs x {days_count}"
@@ -134,6 +174,40 @@ def run(ctx: Context) -> dict:
         "hand_extract_seconds": measurement("  extract loop (no Dagster)", [hand_extract], "s"),
         "bare_dbt_seconds": measurement("  bare `dbt build` of the window", [hand_dbt], "s"),
     }
+    checks = []
+    if "seconds" in postgres:
+        measurements |= {
+            "pg_one_run_seconds": measurement(
+                "one run, Dagster storage on PostgreSQL", [postgres["seconds"]], "s"
+            ),
+            "pg_before_start_seconds": measurement(
+                "  of which before the run started", [postgres["before_start"]], "s"
+            ),
+            "pg_extract_seconds": measurement(
+                "  of which extract steps", [postgres["extract"]], "s"
+            ),
+            "pg_dbt_seconds": measurement("  of which dbt steps", [postgres["dbt"]], "s"),
+        }
+        checks = [
+            check(
+                "planned-materialization phase: PostgreSQL / SQLite storage",
+                postgres["before_start"] / before_start,
+                "seconds before the one run started (its planned-materialization events), with "
+                "Dagster's storage on PostgreSQL divided by the same on SQLite (issue #17)",
+                target=0.5,
+                direction="<=",
+            ),
+            check(
+                "dbt steps of the run on PostgreSQL storage / bare dbt build",
+                postgres["dbt"] / hand_dbt,
+                "the same dbt steps with Dagster's event log on PostgreSQL instead of SQLite",
+            ),
+            check(
+                "one run on PostgreSQL storage / the same work by hand",
+                postgres["seconds"] / (hand_extract + hand_dbt),
+                "the whole run with Dagster's storage on PostgreSQL, divided by the work by hand",
+            ),
+        ]
     if not ctx.quick:
         # What every dbt invocation pays before it builds anything, for the reading: start-up
         # plus a full parse (partial parsing is dropped whenever the window vars change), and
@@ -188,11 +262,13 @@ def run(ctx: Context) -> dict:
                 target=TARGET_OVERHEAD,
                 direction="<=",
             ),
+            *checks,
         ],
         "info": {
             "simulate_seconds": round(simulate_seconds, 2),
             "planned_events": planned,
             "dbt_materializations_recorded": phases["materializations"],
         },
-        "notes": [how] if len(sample) < days_count else [],
+        "notes": ([how] if len(sample) < days_count else [])
+        + ([postgres["unavailable"]] if "unavailable" in postgres else []),
     }

@@ -186,21 +186,12 @@ def now_utc() -> str:
 
 @contextmanager
 def environment(**values: str | None) -> Iterator[None]:
-    """Set (or, with None, remove) environment variables for the block, then restore them."""
-    saved = {name: os.environ.get(name) for name in values}
-    try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    """Set (or, with None, remove) environment variables for the block, then restore them
+    (the platform's own helper, which its dbt steps use for the partition window)."""
+    from batch_platform.transform.dbt_invocation import environment as platform_environment
+
+    with platform_environment(values):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def fresh_folder(path: Path) -> Path:

@@ -7,11 +7,10 @@ folder (BATCH_PLATFORM_DATA_DIR points at it), so no test sees another's writes.
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import pytest
 from support import (
@@ -25,6 +24,7 @@ from support import (
 )
 
 from batch_platform.paths import DATA_DIR_ENV
+from benchmarks.postgres_storage import PostgresUnavailable, fresh_database
 
 # Run first: the longest tests, so that with `pytest -n 2` (make test) neither core is left
 # with a long test at the end while the other idles.
@@ -122,81 +122,18 @@ def pipeline(built_pipeline) -> Path:
     return built_pipeline.data
 
 
-def _postgres_admin() -> dict[str, str | int]:
-    """psycopg2 connection arguments for a reachable PostgreSQL server's `test` database.
-
-    $TEST_POSTGRES_URL when set, else 127.0.0.1:5432 with trust authentication as `postgres`,
-    then as the current user (a root container has a `root` role, a Debian host a `postgres`
-    one). Skips when none answers; fails when CI=true.
-    """
-    import getpass
-
-    import psycopg2
-
-    configured = os.environ.get("TEST_POSTGRES_URL")
-    if configured:
-        parts = urlsplit(configured)
-        candidates = [
-            {
-                "host": parts.hostname or "127.0.0.1",
-                "port": parts.port or 5432,
-                "user": unquote(parts.username or "postgres"),
-                "password": unquote(parts.password or ""),
-                "dbname": parts.path.lstrip("/") or "test",
-            }
-        ]
-    else:
-        candidates = [
-            {"host": "127.0.0.1", "port": 5432, "user": user, "password": "", "dbname": "test"}
-            for user in dict.fromkeys(("postgres", getpass.getuser()))
-        ]
-    errors = []
-    for arguments in candidates:
-        try:
-            psycopg2.connect(connect_timeout=5, **arguments).close()
-            return arguments
-        except psycopg2.Error as error:
-            where = f"{arguments['user']}@{arguments['host']}:{arguments['port']}"
-            errors.append(f"{where}: {str(error).strip().splitlines()[0]}")
-    reason = "PostgreSQL is unreachable: " + "; ".join(errors)
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def dagster_postgres_database() -> Iterator[dict[str, str]]:
     """A fresh PostgreSQL database for Dagster's instance storage, dropped after the session.
 
-    Yields the DAGSTER_PG_* variables deploy/dagster.production.yaml reads. The name is unique
-    (two pytest-xdist workers or two checkouts never share one); dropping terminates the
-    connections the daemon's and webserver's processes may have left.
+    Yields the DAGSTER_PG_* variables deploy/dagster.production.yaml reads
+    (benchmarks/postgres_storage.py). Skips when no server answers; fails when CI=true.
     """
-    import psycopg2
-    from psycopg2 import sql
-
-    admin = _postgres_admin()
-    name = f"bp_dagster_{uuid.uuid4().hex[:12]}"
-    connection = psycopg2.connect(**admin)
-    connection.autocommit = True  # CREATE/DROP DATABASE cannot run inside a transaction
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        yield {
-            "DAGSTER_PG_HOST": str(admin["host"]),
-            "DAGSTER_PG_PORT": str(admin["port"]),
-            "DAGSTER_PG_USER": str(admin["user"]),
-            "DAGSTER_PG_PASSWORD": str(admin["password"]),
-            "DAGSTER_PG_DB": name,
-        }
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cursor.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        connection.close()
+    with ExitStack() as stack:
+        try:
+            storage = stack.enter_context(fresh_database())
+        except PostgresUnavailable as error:
+            if os.environ.get("CI") == "true":
+                pytest.fail(str(error))
+            pytest.skip(str(error))
+        yield storage

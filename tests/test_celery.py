@@ -15,16 +15,18 @@ import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from dagster_ui import BIN, PROJECT_ROOT, Process, free_port, process_groups, wait_until
-from support import demo_apis, landscape_days, materialize_ok, postgres_url
+from support import demo_apis, landscape_days, materialize_ok
 
 from batch_platform import execution
 from batch_platform.paths import DATA_DIR_ENV
+from benchmarks.postgres_storage import PostgresUnavailable, fresh_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -68,41 +70,21 @@ def broker() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def dagster_home(tmp_path_factory) -> Iterator[tuple[Path, dict[str, str]]]:
     """DAGSTER_HOME on a fresh PostgreSQL database, as deploy/dagster.production.yaml has it."""
-    import psycopg2
-    from psycopg2 import sql
-
-    url = postgres_url()
-    if url is None:
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    name = f"bp_celery_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    home = tmp_path_factory.mktemp("dagster_home")
-    shutil.copy(PROJECT_ROOT / "deploy" / "dagster.production.yaml", home / "dagster.yaml")
-    pg = {
-        "DAGSTER_PG_HOST": "127.0.0.1",
-        "DAGSTER_PG_PORT": "5432",
-        "DAGSTER_PG_USER": "postgres",
-        "DAGSTER_PG_PASSWORD": "",
-        "DAGSTER_PG_DB": name,
-    }
-    try:
+    with ExitStack() as stack:
+        try:
+            pg = stack.enter_context(fresh_database("bp_celery"))
+        except PostgresUnavailable as error:
+            if os.environ.get("CI") == "true":
+                pytest.fail(str(error))
+            pytest.skip(str(error))
+        home = tmp_path_factory.mktemp("dagster_home")
+        shutil.copy(PROJECT_ROOT / "deploy" / "dagster.production.yaml", home / "dagster.yaml")
         with pytest.MonkeyPatch.context() as mp:
             for key, value in pg.items():
                 mp.setenv(key, value)
             # Creates the schema once, before several processes race to (docs/TESTING.md).
             dg.DagsterInstance.from_config(str(home)).dispose()
         yield home, pg
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        admin.close()
 
 
 @dataclass
@@ -114,9 +96,8 @@ class Cluster:
 
     def instance(self) -> dg.DagsterInstance:
         with pytest.MonkeyPatch.context() as mp:
-            for key in ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_DB"):
-                mp.setenv(key, self.env[key])
-            mp.setenv("DAGSTER_PG_PASSWORD", "")
+            for key in ("HOST", "PORT", "USER", "PASSWORD", "DB"):
+                mp.setenv(f"DAGSTER_PG_{key}", self.env[f"DAGSTER_PG_{key}"])
             return dg.DagsterInstance.from_config(str(self.home))
 
     def materialize_command(self, first: str, last: str) -> list[str]:
