@@ -3,11 +3,12 @@
 Three ways to build the same N days of one landscape, in process:
 
 - **one run** (`Pipeline.run` over the range): what a backfill with `BackfillPolicy.single_run()`
-  launches: each extract walks its days, each dbt selection (current state, partitioned models,
-  dimensions) is ONE dbt invocation for the whole range; from an empty lake and warehouse;
+  launches: each extract walks its days, each dbt selection (the partitioned models, then the
+  whole tables) is ONE dbt invocation for the whole range; from an empty lake and warehouse;
+  then the same run with Dagster's storage on PostgreSQL, for the price of its event log;
 - **N single-day runs**: the same graph once per day, as a per-partition backfill or a daily
   job would, after the one run (over its lake and warehouse, as a day-by-day backfill's later
-  days would find them). One such run costs tens of seconds whatever the day's volume (three
+  days would find them). One such run costs many seconds whatever the day's volume (two
   dbt invocations), so N = 90 of them would take over an hour: a sample of k days spread over
   the range is run and the total extrapolated (mean x N); the results say so;
 - **by hand**: the extractor functions in a plain loop (no Dagster), then one bare `dbt build`

@@ -2,7 +2,7 @@
 
 Every run the daemon launches, every code-server restart and every `dagster dev` reload pays
 this in a new interpreter, so it is measured in one: `python -c "import
-batch_platform.definitions"` (registry from the dbt manifest, one asset per source, three dbt
+batch_platform.definitions"` (registry from the dbt manifest, one asset per source, two dbt
 multi-assets, policies) against `python -c "import dagster"`, the floor any code location pays.
 The two alternate within each repeat so a busy moment hits both. The manifest is brought up to
 date first and re-checked before every repeat: a stale one would add a `dbt parse` to the
