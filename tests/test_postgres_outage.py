@@ -165,7 +165,6 @@ def test_daemon_survives_a_postgres_outage_and_keeps_every_sensor_cursor(
             # 2. The outage.
             log_offset = daemon.log.stat().st_size
             relay.cut()
-            cut_at = time.time()
             time.sleep(OUTAGE_SECONDS)
             assert daemon.popen.poll() is None, f"the daemon died in the outage\n{daemon.tail()}"
             during = daemon.log.read_bytes()[log_offset:].decode(errors="replace")
@@ -207,4 +206,3 @@ def test_daemon_survives_a_postgres_outage_and_keeps_every_sensor_cursor(
     # Nothing was requested again, and no run failed.
     assert len(runs_after) == len(runs_before), describe(runs_after)
     assert dg.DagsterRunStatus.FAILURE not in {r.dagster_run.status for r in runs_after}
-    assert time.time() - cut_at >= OUTAGE_SECONDS
