@@ -31,6 +31,7 @@ from benchmarks.postgres_storage import PostgresUnavailable, fresh_database
 LONGEST_FIRST = (
     "test_ui_browser.py",
     "test_daemon_e2e.py",
+    "test_postgres_outage.py",
     "test_dead_runs.py",
     "test_bench_quick.py",
     "test_backfill.py",
