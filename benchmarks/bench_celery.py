@@ -67,6 +67,8 @@ EXTRACTS = "key:raw/* and not key:raw/platform/quarantine"
 WORKER_CONFIG = PROJECT_ROOT / "deploy" / "celery_worker.yaml"
 BIN = Path(sys.executable).parent
 WORKERS = 2
+# The information run's workers reserve this many tasks per process (Celery's default is 4).
+PREFETCH_VARIANT = 1
 # Simulator scale of the full run, picked from quick trials on this machine (2026-12-01, one
 # and two days, the bare extractors timed per source): all nine sources together took about
 # 0.4 s of work per day at scale 1, 0.7 s at 4, 1.0 s at 8 and 1.6 s at 16 (per-partition
@@ -139,7 +141,9 @@ def postgres_home(work: Path) -> Iterator[tuple[Path, dict[str, str]]]:
         yield home, pg
 
 
-def start_workers(env: dict[str, str], logs: Path) -> tuple[dict[str, object], float]:
+def start_workers(
+    env: dict[str, str], logs: Path, extra: tuple[str, ...] = ()
+) -> tuple[dict[str, tuple[subprocess.Popen, Path]], float]:
     """Two workers, each one step at a time on both queues, started together; returns them by
     the name their step events carry, and the seconds until both said they were ready."""
     from batch_platform import execution
@@ -151,7 +155,7 @@ def start_workers(env: dict[str, str], logs: Path) -> tuple[dict[str, object], f
         command = [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app"]
         command += ["-y", str(WORKER_CONFIG), "-n", name]
         command += ["-q", f"{execution.DEFAULT_QUEUE},{execution.WAREHOUSE_QUEUE}"]
-        command += ["--", "--concurrency=1"]
+        command += ["--", "--concurrency=1", *extra]
         log_path = logs / f"{name}.log"
         workers[f"{name}@{os.uname().nodename}"] = (start_process(command, env, log_path), log_path)
     try:
@@ -209,7 +213,7 @@ class CpuSampler:
     that the cores used between two instants (a run's start and end, as the instance recorded
     them, on the same clock) can be read afterwards."""
 
-    def __init__(self, sessions: set[int], interval: float = 0.2) -> None:
+    def __init__(self, sessions: set[int], interval: float = 0.5) -> None:
         import threading
 
         self.sessions = set(sessions)
@@ -440,63 +444,92 @@ def run(ctx: Context) -> dict:
             "in_process": {**base, execution.EXECUTOR_ENV: execution.IN_PROCESS},
             "celery": {**base, execution.EXECUTOR_ENV: execution.CELERY},
         }
-        log("celery: starting two workers")
-        workers, workers_ready = start_workers(envs["celery"], fresh_folder(ctx.work / "logs"))
-        stack.callback(lambda: [stop_process(p) for p, _ in workers.values()])
+        logs = fresh_folder(ctx.work / "logs")
         instance = stack.enter_context(dg.DagsterInstance.from_config(str(home)))
+        workers: dict[str, tuple[subprocess.Popen, Path]] = {}
 
-        def one(how: str, run_days: list[str]) -> tuple[float, object, dict[str, dict]]:
+        def stop_workers() -> None:
+            for process, _ in workers.values():
+                stop_process(process)
+
+        stack.callback(stop_workers)
+        # Per way of running: seconds (run start to end), command seconds, cores, busy cores.
+        figures: dict[str, dict[str, list[float]]] = {}
+        digests: dict[str, dict[str, str]] = {}
+        rows: set[int] = set()
+        in_process_steps: list[dict[str, float]] = []
+        profiles: dict[str, list[dict]] = {}
+        edges: list[tuple[float, float]] = []  # run start to first step begun, last end to end
+
+        def one(how: str, run_days: list[str], name: str | None = None) -> dict[str, dict]:
+            """One timed run of `how` over `run_days`, its figures kept under `name`."""
             before = {r.dagster_run.run_id for r in instance.get_run_records()}
             with CpuSampler({p.pid for p, _ in workers.values()}) as sampler:
                 wall = materialize(envs[how], run_days, sampler)
             record = latest_run(instance, before)
-            platform_cores, machine_cores = sampler.cores(record.start_time, record.end_time)
-            cores[how].append(platform_cores)
-            busy[how].append(machine_cores)
-            return wall, record, steps_of(instance, record.dagster_run.run_id)
+            steps = steps_of(instance, record.dagster_run.run_id)
+            if name is None:
+                return steps
+            kept = figures.setdefault(name, {"seconds": [], "wall": [], "cores": [], "busy": []})
+            kept["seconds"].append(record.end_time - record.start_time)
+            kept["wall"].append(wall)
+            for key, value in zip(
+                ("cores", "busy"), sampler.cores(record.start_time, record.end_time), strict=True
+            ):
+                kept[key].append(value)
+            digest = lake_digest(data_dir)
+            digests.setdefault(name, digest)
+            same_lake(digests.get("in_process", digest), digest, name)
+            rows.add(lake_rows(data_dir))
+            if how == "in_process":
+                in_process_steps.append({k: s["seconds"] for k, s in steps.items()})
+                return steps
+            used = {step.get("worker") for step in steps.values()}
+            if used != set(workers):
+                raise AssertionError(f"{name}: the steps ran on {used}, not on both workers")
+            profiles.setdefault(name, []).append(worker_profile(steps))
+            if name == "celery":
+                edges.append(
+                    (
+                        min(s["begun"] for s in steps.values()) - record.start_time,
+                        record.end_time - max(s["end"] for s in steps.values()),
+                    )
+                )
+            return steps
 
-        cores: dict[str, list[float]] = {"in_process": [], "celery": []}
-        busy: dict[str, list[float]] = {"in_process": [], "celery": []}
-        # Untimed: every worker loads the code location at its first step, once in its life.
-        # Quick mode saves this run; its one Celery run then pays the loads (a smoke test).
-        first_step: dict[str, float] = {}
-        if not ctx.quick:
+        def start(extra: tuple[str, ...] = ()) -> tuple[float, dict[str, float]]:
+            """New workers (the old ones stopped); seconds until ready, and each one's first
+            step from submission to begun, in an untimed one-day run (full mode: quick mode
+            saves that run and takes the figure from its first timed run)."""
+            stop_workers()
+            workers.clear()
+            started, ready = start_workers(envs["celery"], logs, extra)
+            workers.update(started)
+            if ctx.quick:
+                return ready, {}
             log("celery: warming the workers (one day, untimed)")
             reset_outputs(data_dir)
-            first_step = first_steps(one("celery", days[:1])[2])
-            for record in (cores, busy):  # the warm-up is not measured
-                record["celery"].clear()
-        seconds: dict[str, list[float]] = {"in_process": [], "celery": []}
-        walls: dict[str, list[float]] = {"in_process": [], "celery": []}
-        profiles, in_process_steps, digests, rows = [], [], {}, set()
-        edges: list[tuple[float, float]] = []  # run start to first step begun, last end to run end
+            return ready, first_steps(one("celery", days[:1]))
+
+        log("celery: starting two workers as docs/CELERY.md does")
+        workers_ready, first_step = start()
         for repeat in range(repeats):
             order = ("in_process", "celery") if repeat % 2 == 0 else ("celery", "in_process")
             for how in order:
                 log(f"celery: repeat {repeat + 1}/{repeats}, {how}, {days[0]}...{days[-1]}")
                 reset_outputs(data_dir)
-                wall, record, steps = one(how, days)
-                walls[how].append(wall)
-                seconds[how].append(record.end_time - record.start_time)
-                digest = lake_digest(data_dir)
-                digests.setdefault(how, digest)
-                same_lake(digests.get("in_process", digest), digest, f"{how} repeat {repeat + 1}")
-                rows.add(lake_rows(data_dir))
-                if how == "celery":
-                    edges.append(
-                        (
-                            min(s["begun"] for s in steps.values()) - record.start_time,
-                            record.end_time - max(s["end"] for s in steps.values()),
-                        )
-                    )
-                    used = {step.get("worker") for step in steps.values()}
-                    if used != set(workers):
-                        raise AssertionError(f"the run's steps ran on {used}, not both workers")
-                    profiles.append(worker_profile(steps))
-                    first_step = first_step or first_steps(steps)
-                else:
-                    in_process_steps.append({k: s["seconds"] for k, s in steps.items()})
-        same_lake(digests["in_process"], digests["celery"], "celery")
+                steps = one(how, days, how)
+                if how == "celery" and not first_step:
+                    first_step = first_steps(steps)
+
+        # For information: workers that reserve one task at a time (Celery's
+        # --prefetch-multiplier=1), so a step goes to whichever worker is free, not in turn.
+        log("celery: two workers with --prefetch-multiplier=1")
+        start((f"--prefetch-multiplier={PREFETCH_VARIANT}",))
+        for repeat in range(repeats_variant := ctx.pick(full=2, quick=1)):
+            log(f"celery: one task reserved per worker, {repeat + 1}/{repeats_variant}")
+            reset_outputs(data_dir)
+            one("celery", days, "celery_prefetch_1")
         if len(rows) != 1:
             raise AssertionError(f"the runs wrote different row counts: {sorted(rows)}")
 
@@ -506,9 +539,61 @@ def run(ctx: Context) -> dict:
         key: statistics.median(run[key] for run in in_process_steps) for key in in_process_steps[0]
     }
     longest = max(step_medians, key=step_medians.get)
-    bound = best_split_ratio(list(step_medians.values()))
-    gaps = [gap for profile in profiles for gap in profile["gaps"]]
-    ratio = median_ratio(seconds["in_process"], seconds["celery"])
+    gaps = [gap for profile in profiles["celery"] for gap in profile["gaps"]]
+    seconds = {name: kept["seconds"] for name, kept in figures.items()}
+    in_process = statistics.median(seconds["in_process"])
+
+    def assignment(name: str) -> list[dict]:
+        """Each Celery run's split of the steps, and the best ratio that split allows: the
+        in-process step times summed per worker, the total over the larger share."""
+        runs = []
+        for profile in profiles[name]:
+            loads = [
+                sum(step_medians[key] for key in part["steps"])
+                for part in profile["workers"].values()
+            ]
+            runs.append(
+                {
+                    "workers": profile["workers"],
+                    "split_bound": round(sum(step_medians.values()) / max(loads), 3),
+                }
+            )
+        return runs
+
+    def rates(name: str, label: str) -> dict:
+        return {
+            f"{name}_seconds": measurement(
+                f"{label}: one range run (start to end)", seconds[name], "s"
+            ),
+            f"{name}_rows_per_second": measurement(
+                f"{label}: lake rows/s", [total_rows / s for s in seconds[name]], "rows/s", 0
+            ),
+            f"{name}_partitions_per_second": measurement(
+                f"{label}: partitions/s", [partitions / s for s in seconds[name]], "partitions/s", 2
+            ),
+        }
+
+    def usage(name: str, label: str) -> dict:
+        kept = figures[name]
+        return {
+            f"{name}_command_seconds": measurement(
+                f"{label}: the whole `dagster asset materialize` command", kept["wall"], "s"
+            ),
+            f"{name}_cores": measurement(
+                f"{label}: cores the run's process and the workers used", kept["cores"], "cores", 2
+            ),
+            f"{name}_machine_cores": measurement(
+                f"{label}: the machine's busy cores (anyone's processes)", kept["busy"], "cores", 2
+            ),
+        }
+
+    optional = {
+        "worker_first_step_seconds": (
+            "a cold worker's first step: submitted to begun (code-location load)",
+            list(first_step.values()),
+        ),
+        "warm_step_gap_seconds": ("a warm worker: one step's success to its next begun", gaps),
+    }
     return {
         "parameters": {
             "sources": len(step_medians),
@@ -522,68 +607,10 @@ def run(ctx: Context) -> dict:
             "instance": "PostgreSQL (deploy/dagster.production.yaml)",
         },
         "measurements": {
-            "in_process_seconds": measurement(
-                "one range run, in process (run start to end)", seconds["in_process"], "s"
-            ),
-            "celery_seconds": measurement(
-                "one range run, two Celery workers (run start to end)", seconds["celery"], "s"
-            ),
-            "in_process_rows_per_second": measurement(
-                "in process: lake rows/s",
-                [total_rows / s for s in seconds["in_process"]],
-                "rows/s",
-                0,
-            ),
-            "celery_rows_per_second": measurement(
-                "two Celery workers: lake rows/s",
-                [total_rows / s for s in seconds["celery"]],
-                "rows/s",
-                0,
-            ),
-            "in_process_partitions_per_second": measurement(
-                "in process: partitions/s",
-                [partitions / s for s in seconds["in_process"]],
-                "partitions/s",
-                2,
-            ),
-            "celery_partitions_per_second": measurement(
-                "two Celery workers: partitions/s",
-                [partitions / s for s in seconds["celery"]],
-                "partitions/s",
-                2,
-            ),
-            "in_process_command_seconds": measurement(
-                "in process: the whole `dagster asset materialize` command",
-                walls["in_process"],
-                "s",
-            ),
-            "celery_command_seconds": measurement(
-                "two Celery workers: the whole command", walls["celery"], "s"
-            ),
-            "in_process_cores": measurement(
-                "in process: cores the run's process (and the idle workers) used, run start to end",
-                cores["in_process"],
-                "cores",
-                2,
-            ),
-            "celery_cores": measurement(
-                "two Celery workers: cores the run's process and the workers used",
-                cores["celery"],
-                "cores",
-                2,
-            ),
-            "in_process_machine_cores": measurement(
-                "in process: the whole machine's busy cores (anyone's processes)",
-                busy["in_process"],
-                "cores",
-                2,
-            ),
-            "celery_machine_cores": measurement(
-                "two Celery workers: the whole machine's busy cores",
-                busy["celery"],
-                "cores",
-                2,
-            ),
+            **rates("in_process", "in process"),
+            **rates("celery", "two Celery workers"),
+            **usage("in_process", "in process"),
+            **usage("celery", "two Celery workers"),
             "longest_step_seconds": measurement(
                 f"longest step in process ({longest})",
                 [run[longest] for run in in_process_steps],
@@ -592,17 +619,11 @@ def run(ctx: Context) -> dict:
             "workers_ready_seconds": measurement(
                 "two workers started together, until both are ready", [workers_ready], "s"
             ),
-            **(
-                {
-                    "worker_first_step_seconds": measurement(
-                        "a cold worker's first step: submitted to begun (code-location load)",
-                        list(first_step.values()),
-                        "s",
-                    )
-                }
-                if first_step
-                else {}
-            ),
+            **{
+                key: measurement(label, values, "s")
+                for key, (label, values) in optional.items()
+                if values
+            },
             "celery_to_first_step_seconds": measurement(
                 "Celery run: run start to its first step begun on a worker",
                 [edge[0] for edge in edges],
@@ -611,40 +632,39 @@ def run(ctx: Context) -> dict:
             "celery_after_last_step_seconds": measurement(
                 "Celery run: last step's success to the run's end", [edge[1] for edge in edges], "s"
             ),
-            **(
-                {
-                    "warm_step_gap_seconds": measurement(
-                        "a warm worker: one step's success to its next step begun",
-                        gaps,
-                        "s",
-                    )
-                }
-                if gaps
-                else {}
-            ),
+            **rates("celery_prefetch_1", "two workers reserving one task each"),
         },
         "checks": [
             check(
                 "Celery throughput / in-process throughput",
-                ratio,
+                median_ratio(seconds["in_process"], seconds["celery"]),
                 f"every extract over {days_count} days as one run, the same instance and lake: "
                 "in-process run seconds divided by the run's seconds on two Celery workers "
-                "(median of per-repeat ratios; 2x is the bound on two cores)",
+                "started as docs/CELERY.md does (median of per-repeat ratios, the order "
+                "alternating; 2x is the bound on two cores)",
                 target=TARGET_RATIO,
             ),
             check(
                 "best split of these steps over two workers",
-                bound,
-                "the in-process step times (medians): their sum over the longest worker's "
-                "share in the best assignment of the steps to two workers, no overhead; the "
-                "most the range run's step granularity allows",
+                best_split_ratio(list(step_medians.values())),
+                "the in-process step times (medians): their sum over the larger worker's "
+                "share in the best assignment of the nine steps to two workers, no overhead; "
+                "the most the range run's step granularity allows",
+            ),
+            check(
+                "Celery throughput, one task reserved per worker / in-process throughput",
+                in_process / statistics.median(seconds["celery_prefetch_1"]),
+                "the same run on two workers started with --prefetch-multiplier=1 (Celery "
+                "reserves 4 tasks per worker process by default): the median in-process run "
+                "seconds divided by the median of these runs' seconds",
             ),
         ],
         "info": {
             "simulate_seconds": round(simulate_seconds, 1),
             "in_process_step_seconds": {k: round(v, 2) for k, v in sorted(step_medians.items())},
             "longest_step_share": round(step_medians[longest] / sum(step_medians.values()), 3),
-            "celery_assignment": [profile["workers"] for profile in profiles],
+            "celery_assignment": assignment("celery"),
+            "celery_prefetch_1_assignment": assignment("celery_prefetch_1"),
             "worker_first_step_seconds": {
                 k.split("@")[0]: round(v, 2) for k, v in first_step.items()
             },

@@ -576,11 +576,29 @@ def _celery(bench: dict, results: dict) -> str:
     bound = _v(bench, "best split of these steps")
     steps = info.get("in_process_step_seconds") or {}
     longest = max(steps, key=steps.get) if steps else "-"
-    assignment = (info.get("celery_assignment") or [{}])[0]
+    runs = info.get("celery_assignment") or [{"workers": {}, "split_bound": None}]
     split = "; ".join(
         f"{worker}: {len(part['steps'])} steps, {_s(part['busy_seconds'])} busy"
-        for worker, part in assignment.items()
+        for worker, part in runs[0]["workers"].items()
     )
+    allowed = ", ".join(_x(run["split_bound"]) for run in runs if run["split_bound"])
+    prefetch = _v(bench, "Celery throughput, one task reserved")
+    prefetch_runs = info.get("celery_prefetch_1_assignment") or []
+    in_process_cores = _median(bench, "in_process_cores") or 0.0
+    cores = (
+        f"the in-process run's processes used {_fmt(in_process_cores)} cores on average, the "
+        f"Celery run's (its process and the two workers) {_fmt(_median(bench, 'celery_cores'))}"
+        ", and the whole machine (PostgreSQL, RabbitMQ, the benchmark's API server, anyone "
+        f"else) was busy on {_fmt(_median(bench, 'in_process_machine_cores'))} and "
+        f"{_fmt(_median(bench, 'celery_machine_cores'))} cores."
+    )
+    if in_process_cores >= 1.1:
+        cores += (
+            " The in-process run is not one core's work (DuckDB runs an extract's statements "
+            "on both cores where it can), so two workers can gain at most about "
+            f"{_x(2 / in_process_cores)}."
+        )
+    prefetch_allowed = ", ".join(_x(r["split_bound"]) for r in prefetch_runs if r["split_bound"])
     first = _median(bench, "worker_first_step_seconds")
     gap = _median(bench, "warm_step_gap_seconds")
     overhead = _median(bench, "in_process_command_seconds") - _median(bench, "in_process_seconds")
@@ -593,23 +611,28 @@ def _celery(bench: dict, results: dict) -> str:
         f"{_fmt(_median(bench, 'celery_rows_per_second'))} rows/s): {_x(ratio['value'])} the "
         f"in-process throughput (target >= 1.6x: **{_met(ratio)}**; 2x is the bound on two "
         "cores), the lake files byte-identical both ways. What limits it. First, the cores: "
-        "the in-process run is not one core's work, since "
-        "DuckDB runs an extract's statements on both cores where it can; its processes used "
-        f"{_fmt(_median(bench, 'in_process_cores'))} cores on average, the run and the two "
-        f"workers {_fmt(_median(bench, 'celery_cores'))}, and the whole machine (PostgreSQL, "
-        "RabbitMQ, the benchmark's API server, anyone else) was busy on "
-        f"{_fmt(_median(bench, 'in_process_machine_cores'))} and "
-        f"{_fmt(_median(bench, 'celery_machine_cores'))} cores: whatever the in-process run "
-        "already uses of the second core, two workers cannot gain again. Second, the steps: a "
+        + cores
+        + " Second, the steps: a "
         "range run is ONE step per extract covering every day (`BackfillPolicy.single_run()`), "
         f"nine steps of {_s(min(steps.values(), default=None))} to "
         f"{_s(max(steps.values(), default=None))} in process, the longest {longest} "
         f"({info.get('longest_step_share', 0):.0%} of the work); the best split of those nine "
-        f"over two workers would reach {_x(bound['value'])}, so their granularity costs "
-        "little at this volume. Celery does not pick that split: the run submits all nine at "
+        f"over two workers would reach {_x(bound['value'])}"
+        + (
+            ", so their granularity costs little at this volume. "
+            if bound["value"] >= 1.9
+            else ": their granularity is itself a limit at this volume. "
+        )
+        + "Celery does not pick that split: the run submits all nine at "
         "once and each worker reserves several tasks ahead (Celery's default prefetch, four "
         "per process), so the steps fall to the workers about in turn, decided at submission, "
-        f"not by who is free first ({split}). Per-day runs would not help (not measured): each "
+        f"not by who is free first (the first run: {split}); the splits Celery made allowed "
+        f"{allowed} at best. Workers started with `--prefetch-multiplier=1` reserve one task "
+        "each, so a step goes to whichever worker is free: their runs reached "
+        f"{_x(prefetch['value'])} the in-process throughput, their splits allowing "
+        f"{prefetch_allowed} (for information: `worker_prefetch_multiplier: 1` in the "
+        "workers' Celery settings would make it the deployment's). Per-day runs would not "
+        "help (not measured): each "
         "is a new process that loads the code location (the command took "
         f"{_s(overhead)} more than its run) and nine more steps with their per-step cost, "
         f"{params['days']} times over. Third, the executor's own costs, which do not grow "

@@ -156,7 +156,7 @@ def _write_json(path: Path, results: dict) -> None:
 
 
 # Rough cost of each benchmark in quick mode, to share them out among parallel processes.
-QUICK_COST = {"scaling": 6, "incremental": 5, "backfill": 4, "celery": 3, "startup": 1}
+QUICK_COST = {"scaling": 6, "incremental": 5, "backfill": 4, "celery": 4, "startup": 1}
 QUICK_JOBS = 3
 
 
