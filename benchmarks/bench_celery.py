@@ -22,6 +22,13 @@ Celery's throughput over the in-process throughput, target >= 1.6x on two cores 
 physical bound). The workers are warmed by one untimed run of the first day before anything is
 timed, as a deployment's long-running workers are; that run's first step on each worker gives
 the worker's code-location load, reported with the workers' start-up for information.
+
+Also for information: the cores the platform's processes and the whole machine used during each
+run (sampled from /proc: the in-process run's DuckDB already uses more than one core at times,
+which two workers cannot gain again), the executor's fixed costs read from the event log, and
+the same Celery run on workers started with `--prefetch-multiplier=1`: by default each worker
+reserves four tasks ahead, so the nine steps are dealt out in turn when the run submits them,
+not given to whichever worker is free.
 """
 
 from __future__ import annotations
