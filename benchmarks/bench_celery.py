@@ -27,8 +27,8 @@ Also for information: the cores the platform's processes and the whole machine u
 run (sampled from /proc: the in-process run's DuckDB already uses more than one core at times,
 which two workers cannot gain again), the executor's fixed costs read from the event log, and
 the same Celery run on workers started with `--prefetch-multiplier=1`: by default each worker
-reserves four tasks ahead, so the nine steps are dealt out in turn when the run submits them,
-not given to whichever worker is free.
+reserves up to four tasks ahead, so which steps share a worker depends on who took what from
+the queue when the run submitted all nine, not only on which worker is free.
 """
 
 from __future__ import annotations
@@ -83,9 +83,10 @@ PREFETCH_VARIANT = 1
 # Celery executor adds does not grow with the data: about 0.2 s between one step's end and the
 # same worker's next (the result over the broker, the worker building the run's instance and
 # plan) and about 2 s per run (the run process polls its tasks once a second, so the run ends a
-# second or two after its last step). At scale 16, 30 days make steps of about 1 to 14 s and
-# about 50 s of work in process, so those costs are a few percent of the run on two workers;
-# at scale 1 they would be a quarter of it, and the ratio would measure them, not the workers.
+# second or two after its last step). At scale 16, 30 days make steps of about 2 to 11 s (a
+# 10-day trial: 0.7 to 3.6 s) and about 50 s of work in process, so those costs are a few
+# percent of the run on two workers; at scale 1 they would be a quarter of it, and the ratio
+# would measure them, not the workers.
 # Simulating 30 days at scale 16 takes about 4 minutes (about 1.3 GB of landing files and
 # service databases); the full benchmark about 10 minutes.
 SCALE = 16.0

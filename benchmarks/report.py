@@ -623,10 +623,10 @@ def _celery(bench: dict, results: dict) -> str:
             if bound["value"] >= 1.9
             else ": their granularity is itself a limit at this volume. "
         )
-        + "Celery does not pick that split: the run submits all nine at "
-        "once and each worker reserves several tasks ahead (Celery's default prefetch, four "
-        "per process), so the steps fall to the workers about in turn, decided at submission, "
-        f"not by who is free first (the first run: {split}); the splits Celery made allowed "
+        + "Celery does not look for that split: the run submits all nine at once, and each "
+        "worker by default reserves up to four tasks ahead of the one it runs (Celery's "
+        "prefetch), so which steps share a worker depends on who took what from the queue, "
+        f"not only on who is free (the first run: {split}); the splits Celery made allowed "
         f"{allowed} at best. Workers started with `--prefetch-multiplier=1` reserve one task "
         "each, so a step goes to whichever worker is free: their runs reached "
         f"{_x(prefetch['value'])} the in-process throughput, their splits allowing "
