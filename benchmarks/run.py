@@ -60,6 +60,7 @@ BENCHMARKS = (
     "scaling",
     "latency",
     "bootstrap",
+    "celery",
 )
 MODULES = {
     "startup": "benchmarks.bench_startup",
@@ -70,6 +71,7 @@ MODULES = {
     "scaling": "benchmarks.bench_scaling",
     "latency": "benchmarks.bench_latency",
     "bootstrap": "benchmarks.bench_bootstrap",
+    "celery": "benchmarks.bench_celery",
 }
 FULL_OUTPUT = PROJECT_ROOT / "benchmarks" / "results.json"
 FULL_REPORT = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
@@ -154,7 +156,7 @@ def _write_json(path: Path, results: dict) -> None:
 
 
 # Rough cost of each benchmark in quick mode, to share them out among parallel processes.
-QUICK_COST = {"scaling": 6, "incremental": 5, "backfill": 4, "startup": 1}
+QUICK_COST = {"scaling": 6, "incremental": 5, "backfill": 4, "celery": 4, "startup": 1}
 QUICK_JOBS = 3
 
 
