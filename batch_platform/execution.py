@@ -49,6 +49,9 @@ RESULT_BACKEND = "rpc://"  # results return over the broker: no second service t
 CELERY_SETTINGS: dict[str, object] = {
     "task_acks_late": True,
     "task_reject_on_worker_lost": True,
+    # A worker takes one step at a time from the broker, not four: steps are long and few (one
+    # per asset of a run), and a worker holding several would leave the other idle.
+    "worker_prefetch_multiplier": 1,
 }
 # How long the launch-time check waits for the broker before failing the run.
 BROKER_CHECK_SECONDS = 5.0
