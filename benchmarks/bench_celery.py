@@ -96,37 +96,17 @@ SCALE = 16.0
 # The broker and the instance
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(  # noqa: S603 - a fixed argument list
-        [shutil.which("rabbitmqctl") or "rabbitmqctl", *args],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-
-
 @contextmanager
 def broker() -> Iterator[str]:
     """A RabbitMQ virtual host of the benchmark's own (removed after); Skip when unavailable."""
-    from batch_platform import execution
+    from benchmarks.scratch_broker import BrokerUnavailable, fresh_vhost
 
-    if shutil.which("rabbitmqctl") is None:
-        raise Skip("RabbitMQ (rabbitmqctl) is not installed here")
-    vhost = f"bp_bench_celery_{uuid.uuid4().hex[:10]}"
-    try:
-        _rabbitmqctl("add_vhost", vhost)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
-        raise Skip(f"RabbitMQ: could not add a virtual host with rabbitmqctl ({error})") from None
-    try:
-        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        url = f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}"
+    with ExitStack() as stack:
         try:
-            execution.check_broker(url)
-        except execution.BrokerUnreachableError as error:
+            url = stack.enter_context(fresh_vhost("bp_bench_celery"))
+        except BrokerUnavailable as error:
             raise Skip(str(error)) from None
         yield url
-    finally:
-        _rabbitmqctl("delete_vhost", vhost)
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from batch_platform import execution
 from batch_platform.paths import DATA_DIR_ENV
 from batch_platform.transform.dbt_assets import WAREHOUSE_POOL
 from benchmarks.postgres_storage import PostgresUnavailable, fresh_database
+from benchmarks.scratch_broker import BrokerUnavailable, fresh_vhost
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -39,36 +40,17 @@ EXTRACTS = "key:raw/* and not key:raw/platform/quarantine"
 WORKER_CONFIG = PROJECT_ROOT / "deploy" / "celery_worker.yaml"
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(  # noqa: S603 - a fixed argument list
-        [shutil.which("rabbitmqctl") or "rabbitmqctl", *args],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-
-
 @pytest.fixture(scope="module")
 def broker() -> Iterator[str]:
     """A RabbitMQ virtual host of our own, so no other test's queues mix with ours."""
-    if shutil.which("rabbitmqctl") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("rabbitmqctl (RabbitMQ) is required on CI and missing")
-        pytest.skip("RabbitMQ (rabbitmqctl) is not installed here")
-    vhost = f"bp_celery_{uuid.uuid4().hex[:10]}"
-    _rabbitmqctl("add_vhost", vhost)
-    try:
-        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        url = f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}"
+    with ExitStack() as stack:
         try:
-            execution.check_broker(url)
-        except execution.BrokerUnreachableError as error:
+            url = stack.enter_context(fresh_vhost("bp_celery"))
+        except BrokerUnavailable as error:
             if os.environ.get("CI") == "true":
-                raise
+                pytest.fail(str(error))
             pytest.skip(str(error))
         yield url
-    finally:
-        _rabbitmqctl("delete_vhost", vhost)
 
 
 @pytest.fixture(scope="module")
