@@ -23,7 +23,9 @@ from collections.abc import Mapping
 
 import dagster as dg
 from dagster_celery import celery_executor
+from dagster_celery.defaults import task_default_queue
 from dagster_celery.executor import CELERY_CONFIG, CeleryExecutor
+from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
 from kombu import Connection
 from kombu.utils.url import maybe_sanitize_url
 
@@ -37,8 +39,8 @@ EXECUTORS = (IN_PROCESS, CELERY)
 
 # The warehouse's writers carry this queue in their op tags (transform/dbt_assets.py); every
 # other step goes to dagster-celery's default queue.
-WAREHOUSE_QUEUE = WAREHOUSE_OP_TAGS["dagster-celery/queue"]
-DEFAULT_QUEUE = "dagster"
+WAREHOUSE_QUEUE = WAREHOUSE_OP_TAGS[DAGSTER_CELERY_QUEUE_TAG]
+DEFAULT_QUEUE = task_default_queue
 RESULT_BACKEND = "rpc://"  # results return over the broker: no second service to run
 
 # Celery settings the executor and every worker share (deploy/celery_worker.yaml repeats them;

@@ -44,6 +44,14 @@ def lake_dir(root: Path | None = None) -> Path:
     return (root or data_dir()) / "lake"
 
 
+def dbt_parse_path(root: Path | None = None) -> Path:
+    """dbt's parse of the project as the last dbt invocation over this data folder left it,
+    for the next one to start from (transform/dbt_invocation.py). It lives with the data
+    folder because dbt's profile names the warehouse in it: a parse made for another folder
+    would not fit."""
+    return (root or data_dir()).resolve() / "dbt" / "partial_parse.msgpack"
+
+
 def warehouse_path() -> Path:
     """The DuckDB warehouse dbt writes (one writer at a time)."""
     return data_dir() / "warehouse.duckdb"

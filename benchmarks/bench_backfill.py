@@ -23,14 +23,12 @@ day, measured right after each sampled single-day run.
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import sys
 from pathlib import Path
 
 from benchmarks.harness import (
     BENCH_START,
-    PROJECT_ROOT,
     Context,
     Pipeline,
     bare_build,
@@ -74,7 +72,7 @@ def one_run_on_postgres(ctx: Context, data_dir: Path, days: list[str], target: d
     """
     import dagster as dg
 
-    from benchmarks.postgres_storage import PostgresUnavailable, fresh_database
+    from benchmarks.postgres_storage import PostgresUnavailable, fresh_database, production_home
 
     try:
         with (
@@ -82,8 +80,7 @@ def one_run_on_postgres(ctx: Context, data_dir: Path, days: list[str], target: d
             environment(**storage, **target),
             demo_apis(data_dir),
         ):
-            home = fresh_folder(ctx.work / "postgres_home")
-            shutil.copy(PROJECT_ROOT / "deploy" / "dagster.production.yaml", home / "dagster.yaml")
+            home = production_home(fresh_folder(ctx.work / "postgres_home"), storage)
             with dg.DagsterInstance.from_config(str(home)) as instance:
                 pipeline = Pipeline(instance=instance)
                 reset_outputs(data_dir)

@@ -26,16 +26,15 @@ the worker's code-location load, reported with the workers' start-up for informa
 Also for information: the cores the platform's processes and the whole machine used during each
 run (sampled from /proc: the in-process run's DuckDB already uses more than one core at times,
 which two workers cannot gain again), the executor's fixed costs read from the event log, and
-the same Celery run on workers started with `--prefetch-multiplier=1`: by default each worker
-reserves up to four tasks ahead, so which steps share a worker depends on who took what from
-the queue when the run submitted all nine, not only on which worker is free.
+which steps each worker took (the workers take one task at a time from the broker,
+`worker_prefetch_multiplier: 1` in deploy/celery_worker.yaml, so a step goes to whichever
+worker is free).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -74,8 +73,6 @@ EXTRACTS = "key:raw/* and not key:raw/platform/quarantine"
 WORKER_CONFIG = PROJECT_ROOT / "deploy" / "celery_worker.yaml"
 BIN = Path(sys.executable).parent
 WORKERS = 2
-# The information run's workers reserve this many tasks per process (Celery's default is 4).
-PREFETCH_VARIANT = 1
 # Simulator scale of the full run, picked from quick trials on this machine (2026-12-01, one
 # and two days, the bare extractors timed per source): all nine sources together took about
 # 0.4 s of work per day at scale 1, 0.7 s at 4, 1.0 s at 8 and 1.6 s at 16 (per-partition
@@ -113,24 +110,18 @@ def broker() -> Iterator[str]:
 def postgres_home(work: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     """DAGSTER_HOME on a scratch PostgreSQL database (dropped after), its schema created once
     before several processes race to; Skip when no PostgreSQL server answers."""
-    import dagster as dg
-
-    from benchmarks.postgres_storage import PostgresUnavailable, fresh_database
+    from benchmarks.postgres_storage import PostgresUnavailable, fresh_database, production_home
 
     with ExitStack() as stack:
         try:
             pg = stack.enter_context(fresh_database("bp_bench_celery"))
         except PostgresUnavailable as error:
             raise Skip(str(error)) from None
-        home = fresh_folder(work / "dagster_home")
-        shutil.copy(PROJECT_ROOT / "deploy" / "dagster.production.yaml", home / "dagster.yaml")
-        with environment(**pg):
-            dg.DagsterInstance.from_config(str(home)).dispose()
-        yield home, pg
+        yield production_home(fresh_folder(work / "dagster_home"), pg), pg
 
 
 def start_workers(
-    env: dict[str, str], logs: Path, extra: tuple[str, ...] = ()
+    env: dict[str, str], logs: Path
 ) -> tuple[dict[str, tuple[subprocess.Popen, Path]], float]:
     """Two workers, each one step at a time on both queues, started together; returns them by
     the name their step events carry, and the seconds until both said they were ready."""
@@ -143,7 +134,7 @@ def start_workers(
         command = [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app"]
         command += ["-y", str(WORKER_CONFIG), "-n", name]
         command += ["-q", f"{execution.DEFAULT_QUEUE},{execution.WAREHOUSE_QUEUE}"]
-        command += ["--", "--concurrency=1", *extra]
+        command += ["--", "--concurrency=1"]
         log_path = logs / f"{name}.log"
         workers[f"{name}@{os.uname().nodename}"] = (start_process(command, env, log_path), log_path)
     try:
@@ -485,13 +476,13 @@ def run(ctx: Context) -> dict:
                 )
             return steps
 
-        def start(extra: tuple[str, ...] = ()) -> tuple[float, dict[str, float]]:
+        def start() -> tuple[float, dict[str, float]]:
             """New workers (the old ones stopped); seconds until ready, and each one's first
             step from submission to begun, in an untimed one-day run (full mode: quick mode
             saves that run and takes the figure from its first timed run)."""
             stop_workers()
             workers.clear()
-            started, ready = start_workers(envs["celery"], logs, extra)
+            started, ready = start_workers(envs["celery"], logs)
             workers.update(started)
             if ctx.quick:
                 return ready, {}
@@ -509,15 +500,6 @@ def run(ctx: Context) -> dict:
                 steps = one(how, days, how)
                 if how == "celery" and not first_step:
                     first_step = first_steps(steps)
-
-        # For information: workers that reserve one task at a time (Celery's
-        # --prefetch-multiplier=1), so a step goes to whichever worker is free, not in turn.
-        log("celery: two workers with --prefetch-multiplier=1")
-        start((f"--prefetch-multiplier={PREFETCH_VARIANT}",))
-        for repeat in range(repeats_variant := ctx.pick(full=2, quick=1)):
-            log(f"celery: one task reserved per worker, {repeat + 1}/{repeats_variant}")
-            reset_outputs(data_dir)
-            one("celery", days, "celery_prefetch_1")
         if len(rows) != 1:
             raise AssertionError(f"the runs wrote different row counts: {sorted(rows)}")
 
@@ -529,7 +511,6 @@ def run(ctx: Context) -> dict:
     longest = max(step_medians, key=step_medians.get)
     gaps = [gap for profile in profiles["celery"] for gap in profile["gaps"]]
     seconds = {name: kept["seconds"] for name, kept in figures.items()}
-    in_process = statistics.median(seconds["in_process"])
 
     def assignment(name: str) -> list[dict]:
         """Each Celery run's split of the steps, and the best ratio that split allows: the
@@ -620,7 +601,6 @@ def run(ctx: Context) -> dict:
             "celery_after_last_step_seconds": measurement(
                 "Celery run: last step's success to the run's end", [edge[1] for edge in edges], "s"
             ),
-            **rates("celery_prefetch_1", "two workers reserving one task each"),
         },
         "checks": [
             check(
@@ -639,20 +619,12 @@ def run(ctx: Context) -> dict:
                 "share in the best assignment of the nine steps to two workers, no overhead; "
                 "the most the range run's step granularity allows",
             ),
-            check(
-                "Celery throughput, one task reserved per worker / in-process throughput",
-                in_process / statistics.median(seconds["celery_prefetch_1"]),
-                "the same run on two workers started with --prefetch-multiplier=1 (Celery "
-                "reserves 4 tasks per worker process by default): the median in-process run "
-                "seconds divided by the median of these runs' seconds",
-            ),
         ],
         "info": {
             "simulate_seconds": round(simulate_seconds, 1),
             "in_process_step_seconds": {k: round(v, 2) for k, v in sorted(step_medians.items())},
             "longest_step_share": round(step_medians[longest] / sum(step_medians.values()), 3),
             "celery_assignment": assignment("celery"),
-            "celery_prefetch_1_assignment": assignment("celery_prefetch_1"),
             "worker_first_step_seconds": {
                 k.split("@")[0]: round(v, 2) for k, v in first_step.items()
             },

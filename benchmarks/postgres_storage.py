@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import getpass
 import os
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+PRODUCTION_YAML = Path(__file__).resolve().parent.parent / "deploy" / "dagster.production.yaml"
 
 
 class PostgresUnavailable(RuntimeError):
@@ -93,3 +97,18 @@ def fresh_database(prefix: str = "bp_dagster") -> Iterator[dict[str, str]]:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
         connection.close()
+
+
+def production_home(home: Path, storage: Mapping[str, str]) -> Path:
+    """`home` made a DAGSTER_HOME on deploy/dagster.production.yaml over `storage` (the
+    DAGSTER_PG_* variables of `fresh_database`), its schema created once, here, before several
+    processes race to create it."""
+    import dagster as dg
+
+    from batch_platform.transform.dbt_invocation import environment
+
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PRODUCTION_YAML, home / "dagster.yaml")
+    with environment(storage):
+        dg.DagsterInstance.from_config(str(home)).dispose()
+    return home

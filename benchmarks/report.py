@@ -595,8 +595,6 @@ def _celery(bench: dict, results: dict) -> str:
         for worker, part in runs[0]["workers"].items()
     )
     allowed = ", ".join(_x(run["split_bound"]) for run in runs if run["split_bound"])
-    prefetch = _v(bench, "Celery throughput, one task reserved")
-    prefetch_runs = info.get("celery_prefetch_1_assignment") or []
     in_process_cores = _median(bench, "in_process_cores") or 0.0
     cores = (
         f"the in-process run's processes used {_fmt(in_process_cores)} cores on average, the "
@@ -611,7 +609,6 @@ def _celery(bench: dict, results: dict) -> str:
             "on both cores where it can), so two workers can gain at most about "
             f"{_x(2 / in_process_cores)}."
         )
-    prefetch_allowed = ", ".join(_x(r["split_bound"]) for r in prefetch_runs if r["split_bound"])
     first = _median(bench, "worker_first_step_seconds")
     gap = _median(bench, "warm_step_gap_seconds")
     overhead = _median(bench, "in_process_command_seconds") - _median(bench, "in_process_seconds")
@@ -636,16 +633,11 @@ def _celery(bench: dict, results: dict) -> str:
             if bound["value"] >= 1.9
             else ": their granularity is itself a limit at this volume. "
         )
-        + "Celery does not look for that split: the run submits all nine at once, and each "
-        "worker by default reserves up to four tasks ahead of the one it runs (Celery's "
-        "prefetch), so which steps share a worker depends on who took what from the queue, "
-        f"not only on who is free (the first run: {split}); the splits Celery made allowed "
-        f"{allowed} at best. Workers started with `--prefetch-multiplier=1` reserve one task "
-        "each, so a step goes to whichever worker is free: their runs reached "
-        f"{_x(prefetch['value'])} the in-process throughput, their splits allowing "
-        f"{prefetch_allowed} (for information: `worker_prefetch_multiplier: 1` in the "
-        "workers' Celery settings would make it the deployment's). Per-day runs would not "
-        "help (not measured): each "
+        + "Celery does not look for that split: the run submits all nine at once and each "
+        "worker takes the next step from the queue when it is free (one task at a time, "
+        "`worker_prefetch_multiplier: 1`), so which steps share a worker depends on the order "
+        f"they were queued in (the first run: {split}); the splits Celery made allowed "
+        f"{allowed} at best. Per-day runs would not help (not measured): each "
         "is a new process that loads the code location (the command took "
         f"{_s(overhead)} more than its run) and nine more steps with their per-step cost, "
         f"{params['days']} times over. Third, the executor's own costs, which do not grow "

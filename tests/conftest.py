@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +20,11 @@ from support import (
     LANDSCAPE_START,
     build_pipeline,
     landscape_days,
+    scratch,
 )
 
 from batch_platform.paths import DATA_DIR_ENV
-from benchmarks.postgres_storage import PostgresUnavailable, fresh_database
+from benchmarks.postgres_storage import fresh_database
 
 # Run first: the longest tests, so that with `pytest -n 2` (make test) neither core is left
 # with a long test at the end while the other idles.
@@ -130,11 +130,5 @@ def dagster_postgres_database() -> Iterator[dict[str, str]]:
     Yields the DAGSTER_PG_* variables deploy/dagster.production.yaml reads
     (benchmarks/postgres_storage.py). Skips when no server answers; fails when CI=true.
     """
-    with ExitStack() as stack:
-        try:
-            storage = stack.enter_context(fresh_database())
-        except PostgresUnavailable as error:
-            if os.environ.get("CI") == "true":
-                pytest.fail(str(error))
-            pytest.skip(str(error))
+    with scratch(fresh_database()) as storage:
         yield storage

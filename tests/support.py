@@ -1,7 +1,8 @@
 """Helpers shared by the tests: the landscape they use and how to build the pipeline over it."""
 
 import os
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -267,3 +268,20 @@ def landed_facts(data: Path) -> LandedFacts:
                 else:
                     delivered.add(event["shipment_id"])
     return LandedFacts(frozenset(ordered), frozenset(delivered - dispatched))
+
+
+@contextmanager
+def scratch(service) -> Iterator:
+    """Enter a scratch service of benchmarks/ (`fresh_database`, `fresh_vhost`): the test is
+    skipped when its server is not there, and fails on CI, where every server must be."""
+    from benchmarks.postgres_storage import PostgresUnavailable
+    from benchmarks.scratch_broker import BrokerUnavailable
+
+    with ExitStack() as stack:
+        try:
+            value = stack.enter_context(service)
+        except (PostgresUnavailable, BrokerUnavailable) as error:
+            if os.environ.get("CI") == "true":
+                pytest.fail(str(error))
+            pytest.skip(str(error))
+        yield value

@@ -17,21 +17,20 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from dagster_ui import BIN, PROJECT_ROOT, Process, free_port, process_groups, wait_until
-from support import demo_apis, landscape_days, materialize_ok
+from support import demo_apis, landscape_days, materialize_ok, scratch
 from test_daemon_e2e import WAREHOUSE_STEPS, snapshot_rows, warehouse_step_overlaps
 
 from batch_platform import execution
 from batch_platform.paths import DATA_DIR_ENV
 from batch_platform.transform.dbt_assets import WAREHOUSE_POOL
-from benchmarks.postgres_storage import PostgresUnavailable, fresh_database
-from benchmarks.scratch_broker import BrokerUnavailable, fresh_vhost
+from benchmarks.postgres_storage import fresh_database, production_home
+from benchmarks.scratch_broker import fresh_vhost
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -43,34 +42,15 @@ WORKER_CONFIG = PROJECT_ROOT / "deploy" / "celery_worker.yaml"
 @pytest.fixture(scope="module")
 def broker() -> Iterator[str]:
     """A RabbitMQ virtual host of our own, so no other test's queues mix with ours."""
-    with ExitStack() as stack:
-        try:
-            url = stack.enter_context(fresh_vhost("bp_celery"))
-        except BrokerUnavailable as error:
-            if os.environ.get("CI") == "true":
-                pytest.fail(str(error))
-            pytest.skip(str(error))
+    with scratch(fresh_vhost("bp_celery")) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def dagster_home(tmp_path_factory) -> Iterator[tuple[Path, dict[str, str]]]:
     """DAGSTER_HOME on a fresh PostgreSQL database, as deploy/dagster.production.yaml has it."""
-    with ExitStack() as stack:
-        try:
-            pg = stack.enter_context(fresh_database("bp_celery"))
-        except PostgresUnavailable as error:
-            if os.environ.get("CI") == "true":
-                pytest.fail(str(error))
-            pytest.skip(str(error))
-        home = tmp_path_factory.mktemp("dagster_home")
-        shutil.copy(PROJECT_ROOT / "deploy" / "dagster.production.yaml", home / "dagster.yaml")
-        with pytest.MonkeyPatch.context() as mp:
-            for key, value in pg.items():
-                mp.setenv(key, value)
-            # Creates the schema once, before several processes race to (docs/TESTING.md).
-            dg.DagsterInstance.from_config(str(home)).dispose()
-        yield home, pg
+    with scratch(fresh_database("bp_celery")) as pg:
+        yield production_home(tmp_path_factory.mktemp("dagster_home"), pg), pg
 
 
 @dataclass

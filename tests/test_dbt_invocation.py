@@ -8,12 +8,11 @@ from datetime import date, timedelta
 import dagster as dg
 import duckdb
 
-from batch_platform.paths import DATA_DIR_ENV
+from batch_platform.paths import DATA_DIR_ENV, dbt_parse_path
 from batch_platform.transform.dbt_invocation import (
     PARTIAL_PARSE,
     environment,
     keep_parse,
-    parse_cache_path,
     seed_parse,
     target_root,
 )
@@ -39,8 +38,8 @@ def test_a_kept_parse_seeds_the_next_invocation_and_is_replaced_whole(tmp_path):
 
 
 def test_each_data_folder_keeps_its_own_parse(tmp_path):
-    assert parse_cache_path(tmp_path / "a") != parse_cache_path(tmp_path / "b")
-    assert parse_cache_path(tmp_path / "a") == parse_cache_path(tmp_path / "x" / ".." / "a")
+    assert dbt_parse_path(tmp_path / "a") != dbt_parse_path(tmp_path / "b")
+    assert dbt_parse_path(tmp_path / "a") == dbt_parse_path(tmp_path / "x" / ".." / "a")
 
 
 def test_the_environment_is_set_for_what_starts_inside_and_restored(monkeypatch):
@@ -71,7 +70,7 @@ def test_a_second_window_reuses_the_parse_and_builds_only_its_own_days(
     data = tmp_path / "data"
     shutil.copytree(pipeline, data)
     monkeypatch.setenv(DATA_DIR_ENV, str(data))
-    parse_cache_path(data).unlink(missing_ok=True)
+    dbt_parse_path(data).unlink(missing_ok=True)
     first_day, second_day = landscape_days()[:2]
 
     def orders_by_day() -> dict:

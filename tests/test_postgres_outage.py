@@ -10,20 +10,18 @@ instance directly, not through the relay.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 
 import dagster as dg
 import pytest
-from dagster_ui import BIN, PROJECT_ROOT, free_port, process_groups, wait_until
-from support import API_TOKEN
+from dagster_ui import BIN, free_port, process_groups, wait_until
+from support import API_TOKEN, scratch
 from tcp_relay import TcpRelay
 from test_daemon_e2e import SNAPSHOT, START, describe, finished, latest_storage_id
 
 from batch_platform.simulator import simulate
-from benchmarks.postgres_storage import PostgresUnavailable, fresh_database
+from benchmarks.postgres_storage import fresh_database, production_home
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -85,13 +83,7 @@ def evaluation_ids(sensor_ticks: list) -> list[int]:
 def postgres() -> Iterator[dict[str, str]]:
     """A database of this test's own (the session's `dagster_postgres_database` is shared by
     the daemon end-to-end test, whose runs must not mix with these)."""
-    with ExitStack() as stack:
-        try:
-            pg = stack.enter_context(fresh_database("bp_outage"))
-        except PostgresUnavailable as error:
-            if os.environ.get("CI") == "true":
-                pytest.fail(str(error))
-            pytest.skip(str(error))
+    with scratch(fresh_database("bp_outage")) as pg:
         yield pg
 
 
@@ -108,13 +100,10 @@ def test_daemon_survives_a_postgres_outage_and_keeps_every_sensor_cursor(
     relay = TcpRelay(pg["DAGSTER_PG_HOST"], int(pg["DAGSTER_PG_PORT"]))
     try:
         relay.start()
-        data, home = tmp_path / "data", tmp_path / "dagster_home"
-        home.mkdir()
-        shutil.copy(PROJECT_ROOT / "deploy" / "dagster.production.yaml", home / "dagster.yaml")
+        data, home = tmp_path / "data", production_home(tmp_path / "dagster_home", pg)
         simulate(data, start=START, days=2, seed=3, scale=0.02)
         for name, value in pg.items():  # this process reads the instance directly
             monkeypatch.setenv(name, value)
-        dg.DagsterInstance.from_config(str(home)).dispose()  # the schema, once
         api_port = free_port()
         env = {
             **os.environ,

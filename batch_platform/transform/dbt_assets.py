@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
+from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -25,12 +26,11 @@ from dagster_dbt import (
 )
 
 from batch_platform.dbt_project import dbt_project, load_manifest
-from batch_platform.paths import warehouse_path
+from batch_platform.paths import dbt_parse_path, warehouse_path
 from batch_platform.transform.dbt_invocation import (
     environment,
     keep_parse,
     new_target_path,
-    parse_cache_path,
     seed_parse,
 )
 from batch_platform.transform.dbt_vars import BUILD_ARGS, window_environment
@@ -40,7 +40,7 @@ WAREHOUSE_POOL = "duckdb_warehouse"
 # With the Celery executor (batch_platform/execution.py) the warehouse's writers run on the
 # worker beside the DuckDB file: dagster-celery reads a step's queue from this op tag. The
 # in-process executor ignores it.
-WAREHOUSE_OP_TAGS = {"dagster-celery/queue": "warehouse"}
+WAREHOUSE_OP_TAGS = {DAGSTER_CELERY_QUEUE_TAG: "warehouse"}
 # Two selections, in the order a full build needs them (one multi-asset each keeps the graph
 # free of cycles): partitioned incremental models, then every whole table.
 PARTITIONED = "config.materialized:incremental"
@@ -128,7 +128,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """
     window = _window(context)
     target = new_target_path(context.op.name, context.run.run_id)
-    cache = parse_cache_path()
+    cache = dbt_parse_path()
     seed_parse(target, cache)
     variables = window_environment(window)
     if window is not None:

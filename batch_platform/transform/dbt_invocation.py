@@ -11,13 +11,12 @@ the window used to arrive as `--vars` (now it comes through the environment, `db
 So each invocation is seeded with the parse the last invocation made for the same data folder
 and hands its own back when it finishes. dbt checks a parse before trusting it (file hashes,
 vars, profile, dbt version) and parses again where it does not fit, so a stale parse costs
-a full parse, never a wrong build. Parses are kept under `dbt_project/target/partial_parse/`
-(or DBT_TARGET_PATH's), one per data folder, replaced atomically.
+a full parse, never a wrong build. The parse is kept in the data folder itself
+(`paths.dbt_parse_path`), replaced atomically.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import uuid
@@ -25,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from batch_platform.paths import DBT_PROJECT_DIR, data_dir
+from batch_platform.paths import DBT_PROJECT_DIR
 
 PARTIAL_PARSE = "partial_parse.msgpack"
 
@@ -34,13 +33,6 @@ def target_root() -> Path:
     """dbt's target folder: DBT_TARGET_PATH if set (as dbt and dagster-dbt read it), else
     `target`, relative to the dbt project."""
     return DBT_PROJECT_DIR / os.environ.get("DBT_TARGET_PATH", "target")
-
-
-def parse_cache_path(root: Path | None = None) -> Path:
-    """Where the last parse made for this data folder is kept (one file per folder)."""
-    folder = str((root or data_dir()).resolve())
-    name = f"{hashlib.sha256(folder.encode()).hexdigest()[:16]}.msgpack"
-    return target_root() / "partial_parse" / name
 
 
 def new_target_path(step_name: str, run_id: str) -> Path:
