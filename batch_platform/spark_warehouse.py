@@ -39,6 +39,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from glob import glob
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ SESSION_CONFIG = {
     "spark.sql.shuffle.partitions": "2",
     "spark.sql.adaptive.enabled": "true",
     "spark.ui.enabled": "false",
+    # dbt parses its own output lines: no progress bars on the console.
+    "spark.ui.showConsoleProgress": "false",
 }
 
 
@@ -266,6 +269,33 @@ def _models_built(result) -> list[dict[str, Any]]:
     return built
 
 
+def report_error(message: str) -> None:
+    """One line saying why dbt did not start, where whoever runs dbt reads dbt's own errors.
+
+    dagster-dbt runs dbt with DBT_LOG_FORMAT=json and quotes the error events of its output in
+    the step's failure, so the line goes out as such an event there; plainly to stderr else.
+    """
+    if os.environ.get("DBT_LOG_FORMAT") != "json":
+        print(message, file=sys.stderr)
+        return
+    event = {
+        "info": {
+            "name": "MainEncounteredError",
+            "code": "Z002",
+            "level": "error",
+            "msg": message,
+            "ts": datetime.now(UTC).isoformat(),
+            "invocation_id": "",
+            "pid": os.getpid(),
+            "thread": "MainThread",
+            "category": "",
+            "extra": {},
+        },
+        "data": {"exc": message},
+    }
+    print(json.dumps(event), flush=True)
+
+
 def run_dbt(args: Sequence[str], root: Path | None = None) -> int:
     """dbt `args` on a prepared Spark session; dbt's exit code (0, 1 failure, 2 error)."""
     from dbt.cli.main import dbtRunner
@@ -276,12 +306,12 @@ def run_dbt(args: Sequence[str], root: Path | None = None) -> int:
     try:
         key = salt()
     except SettingsError as error:
-        print(f"pii_mask: {error}", file=sys.stderr)
+        report_error(f"pii_mask: {error}")
         return 2
     try:
         spark = start_session(root)
     except SparkUnavailable as error:
-        print(str(error), file=sys.stderr)
+        report_error(str(error))
         return 2
     register_functions(spark, key)
     register_tables(spark, root)
