@@ -65,8 +65,8 @@ SESSION_CONFIG = {
     "spark.sql.timestampType": "TIMESTAMP_NTZ",
     "spark.sql.session.timeZone": "UTC",
     # A small machine and small days: two shuffle partitions instead of 200 tiny tasks.
-    "spark.sql.shuffle.partitions": "2",
-    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.shuffle.partitions": "1",
+    "spark.sql.adaptive.enabled": "false",
     "spark.ui.enabled": "false",
     # dbt parses its own output lines: no progress bars on the console.
     "spark.ui.showConsoleProgress": "false",
@@ -255,6 +255,50 @@ def write_catalog(root: Path | None = None) -> Path:
     return target
 
 
+# A file Spark listed and then could not open: another process replaced that partition between
+# the listing and the read (its insert overwrite deletes the old files and moves new ones in).
+_REPLACED_WHILE_READ = ("FileNotFoundException", "FILE_NOT_EXIST")
+READ_ATTEMPTS = 5
+
+
+def retry_replaced_reads(spark, root: Path | None = None) -> None:
+    """Run each statement of dbt's cursor again when a partition it read was replaced meanwhile.
+
+    Parquet tables have no snapshots: a query that lists a partition's files while another
+    process (a day-run side by side) overwrites that partition finds a file gone. Such a
+    statement failed as a whole before committing anything (Spark writes into a staging folder
+    and moves it in only at the end), so it is run again, up to `READ_ATTEMPTS` times, after
+    the session forgets the file listings it cached. Queries are collected at once, so the
+    retry covers reading their rows too. This patches dbt-spark's session cursor, the only way
+    into how dbt runs a statement on the session method.
+    """
+    import time
+
+    from dbt.adapters.spark import session
+    from dbt_common.exceptions import DbtRuntimeError
+
+    folder = str(paths.data_dir() if root is None else root)
+
+    def execute(cursor, sql: str, *parameters: Any) -> None:
+        if parameters:
+            sql = sql % parameters
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                frame = spark.sql(sql)
+                rows = frame.collect()
+            except Exception as error:
+                replaced = any(sign in str(error) for sign in _REPLACED_WHILE_READ)
+                if not replaced or attempt == READ_ATTEMPTS:
+                    raise DbtRuntimeError(str(error)) from error
+                spark.catalog.refreshByPath(folder)
+                time.sleep(attempt)
+                continue
+            cursor._df, cursor._rows = frame, rows
+            return
+
+    session.Cursor.execute = execute
+
+
 def _models_built(result) -> list[dict[str, Any]]:
     built = []
     for item in getattr(result, "results", None) or []:
@@ -315,6 +359,7 @@ def run_dbt(args: Sequence[str], root: Path | None = None) -> int:
         return 2
     register_functions(spark, key)
     register_tables(spark, root)
+    retry_replaced_reads(spark, root)
     outcome = dbtRunner().invoke(list(args))
     built = _models_built(outcome.result)
     if built:

@@ -26,7 +26,7 @@ from support import (
     landscape_days,
 )
 
-from batch_platform.analytics import snapshot_path
+from batch_platform.analytics import SNAPSHOT_FILE
 from batch_platform.paths import DATA_DIR_ENV, lake_dir, spark_dir
 from batch_platform.pii import mask
 from batch_platform.spark_warehouse import TABLE_FILE, catalog_path
@@ -105,7 +105,7 @@ def builds(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_every_analyst_table_is_equal_row_for_row_on_both_engines(builds):
     duck, spark = builds
-    on_duckdb, on_spark = tables(snapshot_path(duck)), tables(snapshot_path(spark))
+    on_duckdb, on_spark = tables(duck / SNAPSHOT_FILE), tables(spark / SNAPSHOT_FILE)
     assert {"middle_platform.fct_orders", "channel.channel_daily_kpis"} <= on_duckdb.keys()
     assert on_spark.keys() == on_duckdb.keys()
     assert sum(len(rows) for _, rows in on_duckdb.values()) > 1000
@@ -130,7 +130,7 @@ def test_pii_keyed_hashes_are_equal_on_both_engines(builds):
     expected = sorted((cid, mask(email, key), mask(phone, key)) for cid, email, phone in latest)
     assert len(expected) > 50
     for data in (duck, spark):
-        with duckdb.connect(str(snapshot_path(data)), read_only=True) as con:
+        with duckdb.connect(str(data / SNAPSHOT_FILE), read_only=True) as con:
             hashed = con.execute(
                 "SELECT customer_id, email_hash, phone_hash FROM middle_platform.dim_customers "
                 "ORDER BY customer_id"
@@ -171,5 +171,5 @@ def test_a_spark_that_cannot_start_fails_the_dbt_step_in_one_line_and_publishes_
     report = finish(start(data, "publish-day", DAYS[0], **setting))
     assert not report["success"]
     assert len(report["failures"]) == 1 and named in report["failures"][0], report["failures"]
-    assert not snapshot_path(data).exists()
+    assert not (data / SNAPSHOT_FILE).exists()
     assert not any(spark_dir(data).rglob(TABLE_FILE))

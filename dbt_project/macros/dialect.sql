@@ -8,7 +8,7 @@
   - replacing a partition window: DuckDB deletes the window in a pre-hook and appends (or
     delete+inserts by key); Spark, whose Parquet tables cannot delete rows, overwrites the
     window's partitions (`partition_window_config`, `delete_partition_window`,
-    `remove_moved_keys`);
+    `clear_emptied_days`, `remove_moved_keys`);
   - unnesting a list with its positions, adding days to a date, an integer sign, and the
     contract's type names (`struct(...)[]` vs `array<struct<...>>`);
   - where Spark keeps a table: `<data>/spark/<schema>/<table>` (`spark__location_clause`).
@@ -20,9 +20,9 @@
   The config of a model that replaces its partition window [start, end) on every run, keyed by
   the day column `column` (and, for a model whose rows move between days, `unique_key`).
   DuckDB: append (or delete+insert by key) after a pre-hook that deletes the window, in one
-  transaction. Spark: the table is partitioned by `column`; the pre-hook empties the window's
-  partitions, dbt-spark's `insert_overwrite` writes the window's days, and with a key a
-  post-hook drops the moved rows from the days outside the window.
+  transaction. Spark: the table is partitioned by `column`; dbt-spark's `insert_overwrite`
+  writes the days the new rows fall on, a post-hook empties the window's days that got none,
+  and with a key another drops the moved rows from the days outside the window.
 -#}
 {% macro partition_window_config(column, unique_key=none) -%}
     {{ return(adapter.dispatch('partition_window_config', 'batch_platform')(column, unique_key)) }}
@@ -39,24 +39,23 @@
 {%- endmacro %}
 
 {% macro spark__partition_window_config(column, unique_key) -%}
-    {%- set settings = {
+    {%- set hooks = ["{{ clear_emptied_days('" ~ column ~ "') }}"] -%}
+    {%- if unique_key -%}
+        {%- do hooks.append("{{ remove_moved_keys('" ~ column ~ "', '" ~ unique_key ~ "') }}") -%}
+    {%- endif -%}
+    {{ return({
         'materialized': 'incremental',
         'incremental_strategy': 'insert_overwrite',
         'file_format': 'parquet',
         'partition_by': [column],
-        'pre_hook': "{{ delete_partition_window('" ~ column ~ "') }}",
-    } -%}
-    {%- if unique_key -%}
-        {%- do settings.update({
-            'post_hook': "{{ remove_moved_keys('" ~ column ~ "', '" ~ unique_key ~ "') }}"}) -%}
-    {%- endif -%}
-    {{ return(settings) }}
+        'post_hook': hooks,
+    }) }}
 {%- endmacro %}
 
 {#-
-  Pre-hook of every partitioned incremental model: clear the window before the new rows are
-  written, so a re-run replaces exactly its partitions (days that became empty included) and
-  nothing else.
+  DuckDB's pre-hook of every partitioned incremental model: clear the window before the new
+  rows are written, so a re-run replaces exactly its partitions (days that became empty
+  included) and nothing else. (Spark: `clear_emptied_days`.)
 -#}
 {% macro delete_partition_window(column) -%}
     {{ return(adapter.dispatch('delete_partition_window', 'batch_platform')(column)) }}
@@ -72,15 +71,20 @@
 {%- endmacro %}
 
 {#-
-  Spark: overwrite each day of the window that holds rows with nothing (a static partition
-  overwrite of an empty select). The days with new rows are then written by insert_overwrite;
-  a day that has no rows any more stays empty instead of keeping its old ones.
+  Spark, after insert_overwrite wrote the days the window's new rows fall on: a day of the
+  window that kept rows from before but got no new row is overwritten with nothing (a static
+  partition overwrite of an empty select), as DuckDB's delete of the window would have left
+  it. Done after the write, not before, so a run that fails while writing leaves every old
+  partition in place (Spark moves a partition in only when its job commits).
 -#}
-{% macro spark__delete_partition_window(column) -%}
+{% macro clear_emptied_days(column) -%}
     {%- if execute and is_incremental() -%}
+        {%- set written = this.incorporate(path={'identifier': this.identifier ~ '__dbt_tmp'})
+            .include(database=false, schema=false) -%}
+        {%- set col = adapter.quote(column) -%}
         {%- set days = run_query(
-            "select distinct " ~ adapter.quote(column) ~ " from " ~ this
-            ~ " where " ~ in_partition_window(column)) -%}
+            "select distinct " ~ col ~ " from " ~ this ~ " where " ~ in_partition_window(column)
+            ~ " except select distinct " ~ col ~ " from " ~ written) -%}
         {%- for row in days.rows -%}
             {%- do _spark_empty_partition(column, row[0]) -%}
         {%- endfor -%}
