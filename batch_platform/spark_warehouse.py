@@ -261,7 +261,7 @@ _REPLACED_WHILE_READ = ("FileNotFoundException", "FILE_NOT_EXIST")
 READ_ATTEMPTS = 5
 
 
-def retry_replaced_reads(spark, root: Path | None = None) -> None:
+def retry_replaced_reads(spark) -> None:
     """Run each statement of dbt's cursor again when a partition it read was replaced meanwhile.
 
     Parquet tables have no snapshots: a query that lists a partition's files while another
@@ -274,10 +274,18 @@ def retry_replaced_reads(spark, root: Path | None = None) -> None:
     """
     import time
 
+    from dbt.adapters.events.logging import AdapterLogger
     from dbt.adapters.spark import session
     from dbt_common.exceptions import DbtRuntimeError
 
-    folder = str(paths.data_dir() if root is None else root)
+    logger = AdapterLogger("Spark")
+
+    def forget_listings() -> None:
+        # Each catalog table keeps the file listing it was first read with.
+        for database in spark.catalog.listDatabases():
+            for table in spark.catalog.listTables(database.name):
+                if not table.isTemporary:
+                    spark.catalog.refreshTable(f"`{database.name}`.`{table.name}`")
 
     def execute(cursor, sql: str, *parameters: Any) -> None:
         if parameters:
@@ -290,7 +298,11 @@ def retry_replaced_reads(spark, root: Path | None = None) -> None:
                 replaced = any(sign in str(error) for sign in _REPLACED_WHILE_READ)
                 if not replaced or attempt == READ_ATTEMPTS:
                     raise DbtRuntimeError(str(error)) from error
-                spark.catalog.refreshByPath(folder)
+                logger.info(
+                    f"a partition this statement read was replaced meanwhile; running it again "
+                    f"({attempt + 1}/{READ_ATTEMPTS})"
+                )
+                forget_listings()
                 time.sleep(attempt)
                 continue
             cursor._df, cursor._rows = frame, rows
@@ -359,7 +371,7 @@ def run_dbt(args: Sequence[str], root: Path | None = None) -> int:
         return 2
     register_functions(spark, key)
     register_tables(spark, root)
-    retry_replaced_reads(spark, root)
+    retry_replaced_reads(spark)
     outcome = dbtRunner().invoke(list(args))
     built = _models_built(outcome.result)
     if built:
