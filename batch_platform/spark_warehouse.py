@@ -156,21 +156,29 @@ def _table_folders(root: Path | None) -> Iterable[tuple[str, str, Path]]:
 def register_tables(spark, root: Path | None = None) -> list[str]:
     """Register every table folder under `<data>/spark` in this session's catalog; their names.
 
-    A folder without its table file (a process died before writing it) is skipped: dbt finds
-    no table and builds it again over the folder.
+    A folder without its table file (a process died before writing it) is registered from its
+    Parquet files (schema and day partitions inferred), or skipped when it holds none.
     """
     from pyspark.sql.types import StructType
 
     registered = []
     for schema, table, folder in _table_folders(root):
         described = folder / TABLE_FILE
+        spark.sql(f"create database if not exists `{schema}`")
         if not described.is_file():
+            # Written by a process that died before describing it: read what its files say.
+            if any(folder.glob("**/part-*.parquet")):
+                spark.sql(
+                    f"create table if not exists `{schema}`.`{table}` using parquet "
+                    "location :location",
+                    args={"location": str(folder)},
+                )
+                registered.append(f"{schema}.{table}")
             continue
         spec = json.loads(described.read_text())
         fields = StructType.fromJson(spec["schema"]).fields
         columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in fields)
         partitioned = ", ".join(f"`{name}`" for name in spec["partition_by"])
-        spark.sql(f"create database if not exists `{schema}`")
         spark.sql(
             f"create table if not exists `{schema}`.`{table}` ({columns}) using parquet "  # noqa: S608 - names from our own folders
             + (f"partitioned by ({partitioned}) " if partitioned else "")
@@ -238,8 +246,11 @@ def write_catalog(root: Path | None = None) -> Path:
             con.execute(f'create schema if not exists "{schema}"')
             relation = f'"{schema}"."{table}"'
             selected = ", ".join(f'"{c}"' for c in spec["columns"])
-            files = str(folder / "**" / "*.parquet")
-            if glob(files, recursive=True):
+            # The files a table holds: `part-*` in the table's folder or one partition folder
+            # down, never those of a write in progress (`_temporary/`, `.spark-staging-*/`).
+            partitions = "".join(f"/{column}=*" for column in spec["partition_by"])
+            files = str(folder) + partitions + "/part-*.parquet"
+            if glob(files):
                 hive = "true" if spec["partition_by"] else "false"
                 # A view's text cannot take parameters: the path is a quoted literal.
                 literal = "'" + files.replace("'", "''") + "'"
