@@ -1,7 +1,8 @@
 """The platform's settings in one Dagster resource, checked when the definitions load.
 
 `PlatformSettings` gathers what the platform takes from the environment: whether this is
-production, the data folder, the PII key and the API tokens the registry's sources need. It is
+production, the data folder, the warehouse engine (`batch_platform.warehouse`), the PII key
+and the API tokens the registry's sources need. It is
 built by `from_environment` from `dg.EnvVar` references to the variables that are set, so the
 resource in Dagster's UI names its variables and never holds a secret's value; a secret is read
 only when used. Which secrets must be set, and where the demo's public stand-ins may be used,
