@@ -73,7 +73,9 @@ def run(ctx: Context) -> dict:
         "spark_session_seconds": measurement(
             "Spark session started and prepared (pii_mask called once)", session, "s"
         ),
-        "pyspark_import_seconds": measurement("  of which importing pyspark", imports, "s"),
+        "pyspark_import_seconds": measurement(
+            "importing pyspark alone (another process)", imports, "s"
+        ),
     }
     checks = [
         check(

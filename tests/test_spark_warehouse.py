@@ -4,8 +4,8 @@ A 3-day demo landscape is built on both engines at once (DuckDB in this process,
 in `spark_build.py`'s), each published to its own `analytics.duckdb`. Every analyst table must
 be equal row for row, without tolerance: the models' arithmetic is exact decimals or the same
 IEEE doubles on both engines. Then two day-runs on Spark go side by side (no pool on Spark's
-partitioned models) and must change nothing; and a Spark that cannot start fails the dbt step
-with one line and publishes nothing.
+partitioned models) and replace exactly their days; and a Spark that cannot start fails the dbt
+step with one line and publishes nothing.
 """
 
 import json
@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -143,18 +144,46 @@ def test_pii_keyed_hashes_are_equal_on_both_engines(builds):
             assert secret not in path.read_bytes(), path
 
 
-def test_two_day_runs_on_spark_go_side_by_side_and_change_nothing(builds):
-    _, spark = builds
+def test_two_day_runs_on_spark_go_side_by_side_and_replace_exactly_their_days(builds):
+    """Days 2 and 3 again, at once. Day 3's clickstream has meanwhile vanished from the lake, so
+    its sessions must go (a day emptied, not kept) and every table must equal DuckDB's after
+    the same re-run of day 3 there; everything else is exactly as before."""
+    from batch_platform.definitions import dbt_partitioned_models, defs, extracts, transforms
+
+    duck, spark = builds
     before = tables(catalog_path(spark))
+    sessions = "staging.stg_clickstream__sessions"
+    last_day = repr(date.fromisoformat(DAYS[2]))  # as a date shows in a row's text
+    assert any(last_day in row for row in before[sessions][1])
+    for data in (duck, spark):
+        shutil.rmtree(lake_dir(data) / "raw" / "clickstream" / "sessions" / f"dt={DAYS[2]}")
+
     runs = [start(spark, "day", day) for day in DAYS[1:]]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(DATA_DIR_ENV, str(duck))
+        on_duckdb = dg.materialize(
+            [*extracts, *transforms],
+            resources={"dbt": defs.resources["dbt"]},
+            selection=dg.AssetSelection.assets(dbt_partitioned_models),
+            partition_key=DAYS[2],
+        )
     reports = [finish(run) for run in runs]
+    assert on_duckdb.success
     assert all(report["success"] for report in reports), [
         failure[-2000:] for report in reports for failure in report["failures"]
     ]
     first, second = (report["dbt_step"] for report in reports)
     assert first[0] < second[1] and second[0] < first[1], "the two dbt steps did not overlap"
     assert all(report["pools"]["dbt_partitioned_models"] is None for report in reports)
-    assert tables(catalog_path(spark)) == before
+
+    after = tables(catalog_path(spark))
+    assert after == tables(duck / "warehouse.duckdb")
+    assert not any(last_day in row for row in after[sessions][1])
+    assert len(after[sessions][1]) > 0
+    moved = {sessions, "channel.channel_daily_kpis"}  # the sessions and what counts them
+    assert {name: after[name] for name in after if name not in moved} == {
+        name: before[name] for name in before if name not in moved
+    }
 
 
 @pytest.mark.parametrize(
