@@ -48,6 +48,15 @@ NEWS_TAG = "batch_platform/sources_with_news"  # which sources had new data on a
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
+# How often the two sensors look. Between a day landing and the analysts' snapshot holding it
+# there are two sensor waits and two run launches (docs/BENCHMARKS.md, Latency), so these set
+# most of the latency. Dagster's sensor daemon evaluates sensors at most every 5 s, so the
+# downstream sensor, which only reads the instance's event log, looks on every pass. The new
+# data sensor lists the landing zone and asks each database and API for its newest watermark
+# (one small query each): every 10 s keeps that load low on the sources and on the daemon.
+NEW_DATA_INTERVAL_SECONDS = 10
+DOWNSTREAM_INTERVAL_SECONDS = 5
+
 
 @dataclass(frozen=True)
 class LandingFile:
@@ -243,7 +252,7 @@ def build_new_data_sensor(
     @dg.sensor(
         name="new_data_sensor",
         target=dg.AssetSelection.assets(*(extract_asset_key(s) for s in specs)),
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=NEW_DATA_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="New or changed landing files of event sources, and rows with a newer "
         "watermark in database and API sources, request the extracts of exactly the days they "
@@ -402,7 +411,7 @@ def build_downstream_sensor(
     @dg.sensor(
         name="downstream_sensor",
         target=dg.AssetSelection.assets(*downstream_keys),
-        minimum_interval_seconds=15,
+        minimum_interval_seconds=DOWNSTREAM_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="After extracts materialise (by a sensor, a person, a schedule or a "
         "backfill), requests ONE run of everything downstream of them (quarantine, dbt models, "

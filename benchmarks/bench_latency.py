@@ -13,9 +13,9 @@ created.
 
 Per repeat, `batch-platform simulate --append --days 1` delivers a new day (new `dt=` folders,
 late files in the three days before, new rows in the service databases and APIs), then the
-instance is polled: for the first run the `new_data_sensor` launched (every 30 s; one extract
+instance is polled: for the first run the `new_data_sensor` launched (every 10 s; one extract
 run per stretch of consecutive days touched), the run the `downstream_sensor` launched (every
-15 s; ONE run of everything above the extracts over the days touched and their 7-day settlement
+5 s; ONE run of everything above the extracts over the days touched and their 7-day settlement
 window), and `analytics_snapshot` materialised after the landing with the new day's rows in
 `channel.channel_daily_kpis` of `analytics.duckdb`: what analysts see (whether those rows
 equal the simulator's figures for the day is recorded too). The runs the day triggered are
@@ -70,6 +70,7 @@ from benchmarks.harness import (
     simulate_landscape,
     start_process,
     stop_process,
+    tick_seconds,
     timed,
     unfinished,
     wait_for,
@@ -347,6 +348,8 @@ def run(ctx: Context) -> dict:
                         "queued or running); its latency is reported as the timeout, a lower bound"
                     )
                     break  # the queue is still full: another day would measure the backlog
+            # What the sensors' short intervals cost: how long each tick took.
+            ticks = {s: tick_seconds(instance, s) for s in ("new_data_sensor", "downstream_sensor")}
         finally:
             stop_process(daemon)
 
@@ -401,6 +404,11 @@ def run(ctx: Context) -> dict:
             "runs failed per new day", [len(f["runs_failed"]) for f in figures], "runs", 0
         ),
     }
+    for sensor, seconds in ticks.items():
+        if seconds:
+            measurements[f"{sensor}_tick_seconds"] = measurement(
+                f"one `{sensor}` tick ({len(seconds)} ticks)", seconds, "s", 2
+            )
     return {
         "parameters": {
             "history_days": HISTORY_DAYS,

@@ -617,6 +617,15 @@ def sensor_ticks(instance, name: str) -> int:
     return 0
 
 
+def tick_seconds(instance, name: str) -> list[float]:
+    """How long each finished tick of the sensor `name` took, in seconds."""
+    for state in instance.all_instigator_state():
+        if state.instigator_name == name:
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
+            return [t.end_timestamp - t.timestamp for t in ticks if t.end_timestamp]
+    return []
+
+
 def runs_after(instance, after: float) -> list:
     """The run records created after the epoch second `after`."""
     from dagster import RunsFilter

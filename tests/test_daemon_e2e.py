@@ -40,6 +40,8 @@ QUARANTINE_SUMMARY = dg.AssetKey(["consistency", "quarantine_daily_summary"])
 ALL_ASSETS = [key for asset in defs.assets for key in asset.keys]
 ALL_CHECKS = {key for asset in defs.assets for key in asset.check_keys}
 TIMEOUT_SECONDS = 600
+# Whatever could still launch a run once everything is built.
+QUIET_SENSORS = ("platform_automation", "new_data_sensor", "downstream_sensor")
 LOGS = ("apis.log", "daemon.log", "webserver.log")  # the processes' output, in start order
 WAREHOUSE_STEPS = {asset.op.name for asset in defs.assets if asset.op.pool == WAREHOUSE_POOL}
 INSTANCE_YAML = {"sqlite": "dagster.yaml", "postgres": "dagster.production.yaml"}
@@ -106,6 +108,15 @@ def finished(instance: dg.DagsterInstance) -> bool:
         dg.DagsterRunStatus.CANCELING,
     ]
     return not instance.get_run_records(filters=dg.RunsFilter(statuses=unfinished))
+
+
+def ticks_since(instance: dg.DagsterInstance, sensor: str, since: float) -> int:
+    """How many ticks of `sensor` finished after the epoch second `since`."""
+    for state in instance.all_instigator_state():
+        if state.instigator_name == sensor:
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
+            return sum(1 for t in ticks if t.end_timestamp and t.timestamp > since)
+    return 0
 
 
 def latest_storage_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int:
@@ -277,9 +288,16 @@ def test_a_fresh_instance_is_bootstrapped_and_a_new_day_reaches_the_snapshot_in_
                 instance,
             )
             summary_rebuilt = latest_storage_id(instance, QUARANTINE_SUMMARY) > summary
-            # 3. Quiet afterwards: two automation ticks later, no run was added.
-            settled = len(instance.get_run_records())
-            time.sleep(70)
+            # 3. Quiet afterwards: after two more ticks of the automation and of both sensors,
+            # no run was added.
+            settled, since = len(instance.get_run_records()), time.time()
+            wait_until(
+                lambda: all(ticks_since(instance, s, since) >= 2 for s in QUIET_SENSORS),
+                time.monotonic() + 180,
+                "the sensors did not tick twice after the new day",
+                *args,
+                instance,
+            )
             assert_alive(processes, tmp_path)
             runs = instance.get_run_records()
             pool = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
