@@ -52,6 +52,8 @@ DEFAULT_MASTER = "local[2]"
 # Written beside every table's Parquet files (Spark ignores names starting with `_`).
 TABLE_FILE = "_batch_platform_table.json"
 CATALOG_FILE = "catalog.duckdb"
+# Spark's default location for a schema's folder; holds no table (each has its own location).
+DATABASES_FOLDER = "_databases"
 # The Spark settings every session needs; each line says why.
 SESSION_CONFIG = {
     # One process's catalog: no Derby metastore in the working directory, no lock between steps.
@@ -112,6 +114,10 @@ def start_session(root: Path | None = None):
         builder = builder.master(master)
         # Spark's Python workers (the functions below) run on this interpreter, not `python3`.
         builder = builder.config("spark.pyspark.python", sys.executable)
+        # A schema dbt creates gets its (empty) folder here, not in the working directory.
+        builder = builder.config(
+            "spark.sql.warehouse.dir", str(paths.spark_dir(root) / DATABASES_FOLDER)
+        )
         where = f"{MASTER_ENV}={master}"
     for name, value in SESSION_CONFIG.items():
         builder = builder.config(name, value)
@@ -148,8 +154,13 @@ def _table_folders(root: Path | None) -> Iterable[tuple[str, str, Path]]:
     base = paths.spark_dir(root)
     if not base.is_dir():
         return
-    for schema in sorted(p for p in base.iterdir() if p.is_dir()):
-        for table in sorted(p for p in schema.iterdir() if p.is_dir()):
+
+    def folders(parent: Path) -> list[Path]:
+        # `_databases`, `_temporary`, `.spark-staging-*`: Spark's own, never a schema or table.
+        return sorted(p for p in parent.iterdir() if p.is_dir() and p.name[0] not in "._")
+
+    for schema in folders(base):
+        for table in folders(schema):
             yield schema.name, table.name, table
 
 
@@ -164,7 +175,10 @@ def register_tables(spark, root: Path | None = None) -> list[str]:
     registered = []
     for schema, table, folder in _table_folders(root):
         described = folder / TABLE_FILE
-        spark.sql(f"create database if not exists `{schema}`")
+        spark.sql(
+            f"create database if not exists `{schema}` location :location",
+            args={"location": str(folder.parent)},
+        )
         if not described.is_file():
             # Written by a process that died before describing it: read what its files say.
             if any(folder.glob("**/part-*.parquet")):
