@@ -12,7 +12,6 @@ import importlib.metadata
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Sequence
 from functools import cache, cached_property
 from pathlib import Path
@@ -22,11 +21,12 @@ from dagster_dbt import DbtCliResource, DbtProject
 from packaging.version import Version
 
 from batch_platform.paths import DATA_DIR_ENV, DBT_PROJECT_DIR, data_dir
+from batch_platform.warehouse import DUCKDB
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 # The dbt installed beside this interpreter, so nothing depends on an activated virtualenv.
-DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
+DBT_EXECUTABLE = DUCKDB.dbt_executable
 
 
 class PlatformDbtCli(DbtCliResource):

@@ -8,12 +8,12 @@ this file. Freshness and automation are applied to every asset by layer (automat
 import dagster as dg
 
 from batch_platform.automation import apply_policies, automation_sensor
-from batch_platform.dbt_project import DBT_EXECUTABLE, PlatformDbtCli, dbt_project, load_manifest
+from batch_platform.dbt_project import PlatformDbtCli, dbt_project, load_manifest
 from batch_platform.execution import select_executor
 from batch_platform.extract.factory import build_extract_assets
 from batch_platform.extract.quarantine import build_quarantine_asset
 from batch_platform.partitions import daily_partitions_from_environment
-from batch_platform.publish import analytics_snapshot
+from batch_platform.publish import build_analytics_snapshot
 from batch_platform.registry import load_registry
 from batch_platform.run_health import dead_run_check
 from batch_platform.schedules import build_catch_up_schedule
@@ -34,8 +34,10 @@ settings = check_settings(registry)  # outside the demo, a missing secret stops 
 days = daily_partitions_from_environment()  # the only place the platform's days are read
 extracts = build_extract_assets(registry, days)
 extract_keys = [key for asset in extracts for key in asset.keys]
-dbt_partitioned_models = build_partitioned_models(days)
-dbt_whole_tables = build_whole_tables()
+engine = settings.engine  # BATCH_PLATFORM_WAREHOUSE: DuckDB unless `spark` (warehouse.py)
+dbt_partitioned_models = build_partitioned_models(days, engine)
+dbt_whole_tables = build_whole_tables(engine)
+analytics_snapshot = build_analytics_snapshot(engine)
 # Everything above the extracts, which the downstream sensor moves in one run per batch of days.
 transforms = [
     build_quarantine_asset(registry, days),
@@ -64,7 +66,9 @@ defs = dg.Definitions(
     # steps are mostly sequential anyway (dbt holds the warehouse pool).
     executor=select_executor(),
     resources={
-        "dbt": PlatformDbtCli(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "dbt": PlatformDbtCli(
+            project_dir=dbt_project, dbt_executable=engine.dbt_executable, target=engine.dbt_target
+        ),
         "settings": settings,
     },
 ).map_asset_specs(func=apply_policies)

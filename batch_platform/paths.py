@@ -57,6 +57,17 @@ def warehouse_path() -> Path:
     return data_dir() / "warehouse.duckdb"
 
 
+def spark_dir(root: Path | None = None) -> Path:
+    """Apache Spark's warehouse (BATCH_PLATFORM_WAREHOUSE=spark): one Parquet folder per dbt
+    model, `<spark>/<schema>/<table>/`, partitioned models as `<column>=YYYY-MM-DD/` folders.
+
+    dbt finds the same folder through `BATCH_PLATFORM_DATA_DIR` (`spark__location_clause` in
+    dbt_project/macros/dialect.sql). Spark keeps no catalog between processes: every session
+    registers the folders found here again (`batch_platform.spark_warehouse`).
+    """
+    return (root or data_dir()).resolve() / "spark"
+
+
 def landscape_manifest_path(root: Path | None = None) -> Path:
     """The simulator's ground truth for a generated landscape; its presence marks the demo."""
     return (root or data_dir()) / "landscape.json"

@@ -26,9 +26,9 @@ import duckdb
 from batch_platform.analytics import quote_identifier, snapshot_path
 from batch_platform.dbt_project import load_manifest
 from batch_platform.extract.lake import remove_leftovers, temporary_name
-from batch_platform.paths import warehouse_path
 from batch_platform.registry import load_registry
-from batch_platform.transform.dbt_assets import WAREHOUSE_OP_TAGS, WAREHOUSE_POOL, translator
+from batch_platform.transform.dbt_assets import WAREHOUSE_OP_TAGS, translator
+from batch_platform.warehouse import Engine
 
 # dbt folders (= warehouse schemas) analysts may read; staging and the raw lake stay inside.
 ANALYST_LAYERS = ("middle_platform", "scenario", "channel", "consistency")
@@ -299,49 +299,58 @@ _MANIFEST = load_manifest()
 SNAPSHOT_TABLES = analyst_tables(_MANIFEST)
 
 
-@dg.asset(
-    name="analytics_snapshot",
-    group_name="analytics",
-    owners=["team:data-platform"],
-    kinds={"duckdb"},
-    deps=[table.asset_key for table in SNAPSHOT_TABLES],
-    pool=WAREHOUSE_POOL,
-    op_tags=WAREHOUSE_OP_TAGS,
-    # Unpartitioned; declared so that a range run of the whole graph is accepted by the CLI.
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    description=(
-        "The read-only DuckDB file analysts query (`<data>/analytics.duckdb`, "
-        "`batch-platform query`): every table of the middle_platform, scenario, channel and "
-        "consistency layers, with the dbt descriptions as comments, and no staging data or raw "
-        "PII. A separate file, swapped in atomically, because DuckDB locks the warehouse while "
-        "dbt writes: analysts never wait on the pipeline and never block it, and always see a "
-        "whole snapshot. Takes the warehouse pool because it reads the warehouse."
-    ),
-)
-def analytics_snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    """Publish the analyst-facing layers of the warehouse as a new snapshot."""
-    try:
-        stats = publish_snapshot(
-            warehouse_path(), snapshot_path(), SNAPSHOT_TABLES, declared_pii_columns(_MANIFEST)
-        )
-    except SnapshotError as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from error
-    context.log.info(
-        f"published {len(stats.row_counts)} tables, {stats.total_rows} rows to {stats.path}"
-    )
-    metadata: dict[str, Any] = {
-        "path": dg.MetadataValue.path(str(stats.path)),
-        "tables": dg.MetadataValue.int(len(stats.row_counts)),
-        "total_rows": dg.MetadataValue.int(stats.total_rows),
-        "dagster/row_count": dg.MetadataValue.int(stats.total_rows),
-        "file_bytes": dg.MetadataValue.int(stats.file_bytes),
-        "storage_version": STORAGE_VERSION,
-        "rows_per_table": dg.MetadataValue.md(
-            markdown_table(["table", "rows"], sorted(stats.row_counts.items()))
+def build_analytics_snapshot(engine: Engine) -> dg.AssetsDefinition:
+    """The snapshot asset, reading the DuckDB file `engine` leaves its models in."""
+
+    @dg.asset(
+        name="analytics_snapshot",
+        group_name="analytics",
+        owners=["team:data-platform"],
+        kinds={"duckdb"},
+        deps=[table.asset_key for table in SNAPSHOT_TABLES],
+        pool=engine.table_pool,
+        op_tags=WAREHOUSE_OP_TAGS,
+        # Unpartitioned; declared so that a range run of the whole graph is accepted by the CLI.
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        description=(
+            "The read-only DuckDB file analysts query (`<data>/analytics.duckdb`, "
+            "`batch-platform query`): every table of the middle_platform, scenario, channel and "
+            "consistency layers, with the dbt descriptions as comments, and no staging data or raw "
+            "PII. A separate file, swapped in atomically, because DuckDB locks the warehouse while "
+            "dbt writes: analysts never wait on the pipeline and never block it, and always see a "
+            "whole snapshot. Takes the warehouse pool because it reads the warehouse (on Spark: "
+            "the catalog of views over Spark's Parquet tables, beside them)."
         ),
-    }
-    if stats.preview_columns:
-        metadata["preview"] = dg.MetadataValue.md(
-            markdown_table(stats.preview_columns, stats.preview_rows)
+    )
+    def analytics_snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        """Publish the analyst-facing layers of the warehouse as a new snapshot."""
+        try:
+            stats = publish_snapshot(
+                engine.readable_warehouse(),
+                snapshot_path(),
+                SNAPSHOT_TABLES,
+                declared_pii_columns(_MANIFEST),
+            )
+        except SnapshotError as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from error
+        context.log.info(
+            f"published {len(stats.row_counts)} tables, {stats.total_rows} rows to {stats.path}"
         )
-    return dg.MaterializeResult(metadata=metadata)
+        metadata: dict[str, Any] = {
+            "path": dg.MetadataValue.path(str(stats.path)),
+            "tables": dg.MetadataValue.int(len(stats.row_counts)),
+            "total_rows": dg.MetadataValue.int(stats.total_rows),
+            "dagster/row_count": dg.MetadataValue.int(stats.total_rows),
+            "file_bytes": dg.MetadataValue.int(stats.file_bytes),
+            "storage_version": STORAGE_VERSION,
+            "rows_per_table": dg.MetadataValue.md(
+                markdown_table(["table", "rows"], sorted(stats.row_counts.items()))
+            ),
+        }
+        if stats.preview_columns:
+            metadata["preview"] = dg.MetadataValue.md(
+                markdown_table(stats.preview_columns, stats.preview_rows)
+            )
+        return dg.MaterializeResult(metadata=metadata)
+
+    return analytics_snapshot

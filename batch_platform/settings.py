@@ -1,7 +1,8 @@
 """The platform's settings in one Dagster resource, checked when the definitions load.
 
 `PlatformSettings` gathers what the platform takes from the environment: whether this is
-production, the data folder, the PII key and the API tokens the registry's sources need. It is
+production, the data folder, the warehouse engine (`batch_platform.warehouse`), the PII key
+and the API tokens the registry's sources need. It is
 built by `from_environment` from `dg.EnvVar` references to the variables that are set, so the
 resource in Dagster's UI names its variables and never holds a secret's value; a secret is read
 only when used. Which secrets must be set, and where the demo's public stand-ins may be used,
@@ -29,6 +30,7 @@ from batch_platform.demo_mode import (
     environment,
 )
 from batch_platform.registry import SourceSpec
+from batch_platform.warehouse import WAREHOUSE_ENV, Engine, engine
 
 
 def _reference(name: str) -> dg.EnvVar | None:
@@ -57,6 +59,8 @@ class PlatformSettings(dg.ConfigurableResource):
 
     environment: str = ""
     data_dir: str
+    # BATCH_PLATFORM_WAREHOUSE: duckdb (unset) or spark (batch_platform/warehouse.py)
+    warehouse: str = ""
     pii_salt: str | None = None
     api_tokens: dict[str, str] = {}
     api_sources: dict[str, str] = {}
@@ -65,11 +69,13 @@ class PlatformSettings(dg.ConfigurableResource):
     def from_environment(cls, specs: Iterable[SourceSpec] = ()) -> PlatformSettings:
         """The settings as the environment gives them now, for the sources in `specs`."""
         environment()  # refuses a BATCH_PLATFORM_ENV that is neither production nor unset
+        engine(os.environ.get(WAREHOUSE_ENV))  # refuses an engine that is not duckdb or spark
         api_sources = {s.path: s.options["token_env"] for s in specs if s.access == "api"}
         names = sorted({SHARED_API_TOKEN_ENV, *api_sources.values()})
         return cls(
             environment=_reference(ENV) or "",
             data_dir=str(paths.data_dir()),
+            warehouse=_reference(WAREHOUSE_ENV) or "",
             pii_salt=_reference(PII_SALT_ENV),
             api_tokens={name: reference for name in names if (reference := _reference(name))},
             api_sources=api_sources,
@@ -79,6 +85,11 @@ class PlatformSettings(dg.ConfigurableResource):
     def production(self) -> bool:
         """Whether BATCH_PLATFORM_ENV=production (the daily catch-up runs by default then)."""
         return _value(self.environment) == PRODUCTION
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the dbt models run on (DuckDB unless BATCH_PLATFORM_WAREHOUSE=spark)."""
+        return engine(_value(self.warehouse))
 
     @property
     def mode(self) -> Mode:

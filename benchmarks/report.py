@@ -662,6 +662,55 @@ def _celery(bench: dict, results: dict) -> str:
     )
 
 
+def _engines(bench: dict, results: dict) -> str:
+    session = _median(bench, "spark_session_seconds")
+    if "multipliers" not in bench["parameters"]:
+        return f"A Spark session took {_s(session)} to start and prepare."
+    first, last = bench["parameters"]["multipliers"][0], bench["parameters"]["multipliers"][-1]
+    r1, r16 = bench["parameters"]["records"][0], bench["parameters"]["records"][-1]
+    days = bench["parameters"]["days"]
+
+    def dbt(engine: str, m: int) -> float:
+        return _median(bench, f"{engine}_x{m}_dbt_seconds")
+
+    # dbt time = fixed + per_record * records, from the two volumes.
+    slope = {e: (dbt(e, last) - dbt(e, first)) / (r16 - r1) for e in ("duckdb", "spark")}
+    fixed = {e: dbt(e, first) - slope[e] * r1 for e in ("duckdb", "spark")}
+    gap = fixed["spark"] - fixed["duckdb"]
+    text = (
+        f"The dbt steps took {_s(dbt('duckdb', first))} on DuckDB and "
+        f"{_s(dbt('spark', first))} on Spark at {first}x ({r1:,} records), "
+        f"{_s(dbt('duckdb', last))} and {_s(dbt('spark', last))} at {last}x ({r16:,}): "
+        f"{r16 / r1:.0f} times the records cost both engines almost nothing more. Spark pays "
+        f"{_s(session)} "
+        "to start a session in each of the run's two dbt steps, then a fraction of a second for "
+        "every one of the ~95 statements (a model, a test) where DuckDB pays milliseconds: that "
+        f"fixed cost, about {_s(gap)} more than DuckDB's, is nearly all of its time here. "
+        "**Where a cluster would pay.** A cluster divides the per-record cost by its executors "
+        "but not the fixed cost: a long-lived cluster session saves the start-up, but every "
+        "statement is still a job to plan and schedule, so the gap stays tens of seconds per run. "
+    )
+    if slope["duckdb"] > 0:
+        crossover = gap / slope["duckdb"]
+        per_day = r16 / days
+        text += (
+            f"Fitted as fixed + per-record from these two points, DuckDB adds "
+            f"{1000 * slope['duckdb']:.4f} s per 1,000 records; even a cluster that made Spark's "
+            f"per-record cost vanish would catch up only at about {crossover / 1e6:,.0f} million "
+            f"records in one run, some {crossover / per_day:,.0f} days at the {last}x volume. "
+            "That slope is a difference of fractions of a second between two single runs on a "
+            "shared machine, so read the figure as an order of magnitude: tens of millions of "
+            "records per run, far beyond the demo. "
+        )
+    return text + (
+        "In practice the switch comes earlier, from memory and disk rather than time: DuckDB "
+        "runs on one machine, and a day whose working set outgrows that machine spills and then "
+        "fails, while a cluster adds machines; and on Spark day-runs go side by side, where "
+        "DuckDB's single writer queues them. These are Spark local figures on the same two "
+        "cores as DuckDB: they place the crossover, they do not measure a cluster."
+    )
+
+
 OVERALL = (
     "**In short.** At the demo's volumes nearly every figure is bounded by fixed costs, not "
     "by data: a fresh process loading Dagster and dbt-core for every run, a dbt start-up for "
@@ -685,6 +734,7 @@ READINGS: dict[str, Callable[[dict, dict], str]] = {
     "latency": _latency,
     "bootstrap": _bootstrap,
     "celery": _celery,
+    "engines": _engines,
 }
 
 

@@ -61,6 +61,7 @@ BENCHMARKS = (
     "latency",
     "bootstrap",
     "celery",
+    "engines",
 )
 MODULES = {
     "startup": "benchmarks.bench_startup",
@@ -72,6 +73,7 @@ MODULES = {
     "latency": "benchmarks.bench_latency",
     "bootstrap": "benchmarks.bench_bootstrap",
     "celery": "benchmarks.bench_celery",
+    "engines": "benchmarks.bench_engines",
 }
 FULL_OUTPUT = PROJECT_ROOT / "benchmarks" / "results.json"
 FULL_REPORT = PROJECT_ROOT / "docs" / "BENCHMARKS.md"

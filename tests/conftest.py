@@ -33,6 +33,7 @@ LONGEST_FIRST = (
     "test_daemon_e2e.py",
     "test_postgres_outage.py",
     "test_dead_runs.py",
+    "test_spark_warehouse.py",
     "test_bench_quick.py",
     "test_backfill.py",
     "test_celery.py",
@@ -52,6 +53,8 @@ def pytest_collection_modifyitems(config, items):
         group = next((g for f, g in SHARED_FIXTURES.items() if f in item.fixturenames), None)
         if item.path.name == "test_ui_browser.py":
             group = "browser"
+        if item.path.name == "test_spark_warehouse.py":
+            group = "spark"  # one module fixture: both engines built once
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
 

@@ -18,14 +18,13 @@ import pytest
 
 from batch_platform.analytics import snapshot_path
 from batch_platform.dbt_project import load_manifest
-from batch_platform.definitions import defs
+from batch_platform.definitions import analytics_snapshot, defs
 from batch_platform.paths import DATA_DIR_ENV
 from batch_platform.publish import (
     ANALYST_LAYERS,
     STORAGE_VERSION,
     SnapshotTable,
     analyst_tables,
-    analytics_snapshot,
     publish_snapshot,
     raw_pii_columns,
 )

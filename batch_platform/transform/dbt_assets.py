@@ -3,9 +3,9 @@
 Incremental models are daily-partitioned: Dagster passes the partition window as dbt vars and
 a backfill of any range is ONE dbt invocation in ONE run (`BackfillPolicy.single_run`). The
 other models (current-state staging tables, dimensions, whole-table summaries) are unpartitioned
-and rebuilt whole. Everything that writes the warehouse takes the
+and rebuilt whole. On DuckDB everything that writes the warehouse takes the
 `duckdb_warehouse` pool, which the instance limits to one writer at a time, because DuckDB
-allows one writer.
+allows one writer; on Spark only the whole tables take a pool (`batch_platform.warehouse`).
 
 Two multi-assets, in the order a build needs them: the partitioned models read only the lake
 and each other (never a whole table: a daily partition must not freeze a current-state value,
@@ -26,7 +26,7 @@ from dagster_dbt import (
 )
 
 from batch_platform.dbt_project import dbt_project, load_manifest
-from batch_platform.paths import dbt_parse_path, warehouse_path
+from batch_platform.paths import dbt_parse_path
 from batch_platform.transform.dbt_invocation import (
     environment,
     keep_parse,
@@ -35,8 +35,9 @@ from batch_platform.transform.dbt_invocation import (
 )
 from batch_platform.transform.dbt_vars import BUILD_ARGS, window_environment
 from batch_platform.transform.table_metrics import with_table_metrics
+from batch_platform.warehouse import DUCKDB_POOL, Engine
 
-WAREHOUSE_POOL = "duckdb_warehouse"
+WAREHOUSE_POOL = DUCKDB_POOL
 # With the Celery executor (batch_platform/execution.py) the warehouse's writers run on the
 # worker beside the DuckDB file: dagster-celery reads a step's queue from this op tag. The
 # in-process executor ignores it.
@@ -120,7 +121,7 @@ def _window(context: dg.AssetExecutionContext):
     return window.start, window.end
 
 
-def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, engine: Engine):
     """`dbt build` for the run's window; each model's output carries its table figures.
 
     The window goes in the environment and the last parse for this data folder is reused
@@ -138,13 +139,15 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         invocation = dbt.cli(list(BUILD_ARGS), context=context, target_path=target)
     try:
         yield from with_table_metrics(
-            invocation.stream(), invocation.manifest, warehouse_path(), window, context
+            invocation.stream(), invocation.manifest, engine.readable_warehouse(), window, context
         )
     finally:
         keep_parse(target, cache)
 
 
-def build_partitioned_models(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_partitioned_models(
+    partitions: dg.PartitionsDefinition, engine: Engine
+) -> dg.AssetsDefinition:
     """Incremental models: replace exactly the partition window, in one dbt invocation."""
 
     @dbt_assets(
@@ -154,18 +157,18 @@ def build_partitioned_models(partitions: dg.PartitionsDefinition) -> dg.AssetsDe
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         dagster_dbt_translator=translator,
-        pool=WAREHOUSE_POOL,
+        pool=engine.partition_pool,
         op_tags=WAREHOUSE_OP_TAGS,
         name="dbt_partitioned_models",
     )
     def dbt_partitioned_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         """Incremental models: replace exactly the partition window, in one dbt invocation."""
-        yield from _build(context, dbt)
+        yield from _build(context, dbt, engine)
 
     return dbt_partitioned_models
 
 
-def build_whole_tables() -> dg.AssetsDefinition:
+def build_whole_tables(engine: Engine) -> dg.AssetsDefinition:
     """Current-state staging tables, dimensions and whole-table summaries, rebuilt whole."""
 
     @dbt_assets(
@@ -173,7 +176,7 @@ def build_whole_tables() -> dg.AssetsDefinition:
         project=dbt_project,
         select=WHOLE_TABLES,
         dagster_dbt_translator=translator,
-        pool=WAREHOUSE_POOL,
+        pool=engine.table_pool,
         op_tags=WAREHOUSE_OP_TAGS,
         name="dbt_whole_tables",
         # Unpartitioned, so every run builds them once; declared so that a range run of any
@@ -182,6 +185,6 @@ def build_whole_tables() -> dg.AssetsDefinition:
     )
     def dbt_whole_tables(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         """Current-state staging tables, dimensions and whole-table summaries, rebuilt whole."""
-        yield from _build(context, dbt)
+        yield from _build(context, dbt, engine)
 
     return dbt_whole_tables

@@ -13,7 +13,7 @@
     {%- set shifted -%}(2 * abs({{ numerator }}) * {{ 10 ** scale }} + {{ denominator }}){%- endset -%}
     {%- set unit = '1' if scale == 0 else '0.' ~ '0' * (scale - 1) ~ '1' -%}
     case when {{ denominator }} > 0 then
-        sign({{ numerator }})
+        {{ whole_sign(numerator) }}
         * cast(({{ shifted }} - mod({{ shifted }}, {{ doubled }})) / {{ doubled }} as decimal(38, 0))
         * cast({{ unit }} as decimal(38, {{ scale }}))
     end

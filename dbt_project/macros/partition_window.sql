@@ -27,15 +27,5 @@
     {{ column }} >= {{ partition_start() }} and {{ column }} < {{ partition_end() }}
 {%- endmacro %}
 
-{#-
-  Pre-hook of every partitioned incremental model: delete the window before the new rows are
-  appended, inside the same transaction, so a re-run replaces exactly its partitions (days that
-  became empty included) and nothing else.
--#}
-{% macro delete_partition_window(column) -%}
-    {%- if is_incremental() -%}
-        delete from {{ this }} where {{ in_partition_window(column) }}
-    {%- else -%}
-        select 1
-    {%- endif -%}
-{%- endmacro %}
+{#- The pre-hook that clears the window before it is written again: `delete_partition_window`
+    (macros/dialect.sql), one per engine. -#}

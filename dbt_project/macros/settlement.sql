@@ -6,11 +6,11 @@
   re-opens the days it can touch.
 -#}
 {% macro settlement_start() -%}
-    {{ dbt.dateadd('day', -var('settlement_days'), partition_start()) }}
+    {{ add_days(-var('settlement_days'), partition_start()) }}
 {%- endmacro %}
 
 {% macro settlement_end() -%}
-    {{ dbt.dateadd('day', var('settlement_days'), partition_end()) }}
+    {{ add_days(var('settlement_days'), partition_end()) }}
 {%- endmacro %}
 
 {% macro in_settlement_window(column) -%}

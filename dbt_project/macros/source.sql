@@ -14,28 +14,22 @@
 -#}
 {% macro source(source_name, table_name) %}
     {%- set relation = builtins.source(source_name, table_name) -%}
-    {%- if not execute or not relation.external -%}
+    {%- set external = lake_location(relation, source_name, table_name) if execute else none -%}
+    {%- if not external -%}
         {{ return(relation) }}
     {%- endif -%}
-    {%- set pattern = _external_glob(relation.external) -%}
-    {%- if pattern is none or _glob_has_files(pattern) -%}
-        {{ return(relation) }}
+    {%- set pattern = _external_glob(external) -%}
+    {%- if pattern is none or lake_has_files(pattern) -%}
+        {{ return(lake_relation(relation, external, pattern, none)) }}
     {%- endif -%}
-    {%- set empty = _empty_source(source_name, table_name, relation.external) -%}
-    {{ return(relation if empty is none else relation.incorporate(external=empty)) }}
+    {%- set empty = _empty_source(source_name, table_name, external) -%}
+    {{ return(relation if empty is none else lake_relation(relation, external, pattern, empty)) }}
 {% endmacro %}
 
 {#- The path of `read_parquet('<path>', ...)` (or of a bare `'<path>'`), or none. -#}
 {% macro _external_glob(external) %}
     {%- set match = modules.re.match("\\s*(?:\\w+\\s*\\(\\s*)?'((?:[^']|'')*)'", external) -%}
     {{ return(match.group(1).replace("''", "'") if match else none) }}
-{% endmacro %}
-
-{#- Whether DuckDB's glob() matches a file; the path goes in as a string literal, never raw. -#}
-{% macro _glob_has_files(pattern) %}
-    {%- set literal = "'" ~ pattern.replace("'", "''") ~ "'" -%}
-    {%- set found = run_query("select 1 from glob(" ~ literal ~ ") limit 1") -%}
-    {{ return(found.rows | length > 0) }}
 {% endmacro %}
 
 {#-
@@ -58,7 +52,7 @@
                 "source " ~ source_name ~ "." ~ table_name ~ ": column " ~ column.name
                 ~ " needs a data_type to be read from an empty lake") }}
         {%- endif -%}
-        {%- do columns.append("cast(null as " ~ column.data_type ~ ") as " ~ adapter.quote(column.name)) -%}
+        {%- do columns.append("cast(null as " ~ contract_type(column.data_type) ~ ") as " ~ adapter.quote(column.name)) -%}
     {%- endfor -%}
     {%- set hive = modules.re.search("hive_partitioning\\s*=\\s*(true|1)\\b", external, modules.re.I) -%}
     {%- if hive and 'dt' not in node.columns -%}

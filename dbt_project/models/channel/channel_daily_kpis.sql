@@ -1,10 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        pre_hook="{{ delete_partition_window('activity_date') }}",
-    )
-}}
+{{ config(**partition_window_config('activity_date')) }}
 
 -- Per front end (mobile, web, mini_program) and day: traffic, orders, conversion, GMV, AOV.
 with sessions as (

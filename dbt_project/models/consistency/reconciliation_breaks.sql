@@ -1,10 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        pre_hook="{{ delete_partition_window('break_date') }}",
-    )
-}}
+{{ config(**partition_window_config('break_date')) }}
 
 -- Broken sagas between services. There are no distributed transactions between orders,
 -- payments, shipping and inventory, so the platform detects where they disagree: one row per
@@ -53,7 +47,7 @@ unreported_orders as (
 
 order_breaks as (
     select order_date as break_date, 'paid_without_capture' as break_type, order_id,
-        cast(null as varchar) as movement_id, total_amount as expected_amount,
+        cast(null as {{ contract_type('varchar') }}) as movement_id, total_amount as expected_amount,
         captured_amount as actual_amount,
         'orders marked the order paid; payments captured nothing' as detail
     from orders

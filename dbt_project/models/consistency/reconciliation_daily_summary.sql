@@ -1,10 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        pre_hook="{{ delete_partition_window('summary_date') }}",
-    )
-}}
+{{ config(**partition_window_config('summary_date')) }}
 
 -- Per day: how many orders were checked, how many breaks of each type, and the break rate the
 -- reconciliation checks hold against their warn / error thresholds.

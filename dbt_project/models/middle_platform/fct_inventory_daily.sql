@@ -1,10 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        pre_hook="{{ delete_partition_window('movement_date') }}",
-    )
-}}
+{{ config(**partition_window_config('movement_date')) }}
 
 -- Inventory position per product and day: what moved that day and the stock at the day's
 -- end. The closing position is the running sum of every movement up to that day, so the

@@ -1,10 +1,7 @@
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='order_id',
         on_schema_change='append_new_columns',
-        pre_hook="{{ delete_partition_window('order_date') }}",
+        **partition_window_config('order_date', unique_key='order_id')
     )
 }}
 
@@ -23,9 +20,9 @@ orders as (
 ),
 
 lines as (
-    -- Unnesting a list has no cross-database dbt macro; this is the one DuckDB-specific step.
-    select order_id, channel, order_date, placement_known, unnest(items) as item,
-        generate_subscripts(items, 1) as line_number
+    -- Unnesting a list has no cross-database dbt macro: `list_elements` (macros/dialect.sql).
+    select order_id, channel, order_date, placement_known,
+        {{ list_elements('items', 'item', 'line_number') }}
     from orders
     where {{ in_partition_window('order_date') }}
 )

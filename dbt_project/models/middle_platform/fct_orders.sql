@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='order_id',
-        pre_hook="{{ delete_partition_window('order_date') }}",
-    )
-}}
+{{ config(**partition_window_config('order_date', unique_key='order_id')) }}
 
 -- The order lifecycle fact: one row per order, with what three services say happened to it
 -- (orders: placed/paid/cancelled, payments: captured/failed/refunded, shipping: dispatched/
@@ -41,7 +34,7 @@ line_totals as (
     -- this model's settlement-window partition mapping would then re-open 15 days of orders
     -- for every day of items rebuilt.
     select order_id, count(*) as line_count, sum(item.quantity) as units_ordered
-    from (select order_id, unnest(items) as item from in_window) as lines
+    from (select order_id, {{ list_elements('items', 'item') }} from in_window) as lines
     group by order_id
 ),
 

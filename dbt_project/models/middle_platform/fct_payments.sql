@@ -1,10 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        pre_hook="{{ delete_partition_window('payment_date') }}",
-    )
-}}
+{{ config(**partition_window_config('payment_date')) }}
 
 -- One row per payment, on the day of its first event, with its outcome. Events are read from
 -- a settlement period before the window too, so a payment that began earlier is not mistaken

@@ -1,10 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        pre_hook="{{ delete_partition_window('order_date') }}",
-    )
-}}
+{{ config(**partition_window_config('order_date')) }}
 
 -- The day's top products by units sold on each channel, with how many days their stock lasts
 -- at the recent sales velocity (all channels, trailing `velocity_days`). Like the channel KPIs,
@@ -32,7 +26,7 @@ velocity as (
     select days.order_date, items.product_id, sum(items.quantity) as units_in_period
     from (select distinct order_date from ranked) as days
     join {{ ref('fct_order_items') }} as items
-        on items.order_date > {{ dbt.dateadd('day', -var('velocity_days'), 'days.order_date') }}
+        on items.order_date > {{ add_days(-var('velocity_days'), 'days.order_date') }}
         and items.order_date <= days.order_date
         and items.placement_known
     group by days.order_date, items.product_id

@@ -1,10 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        pre_hook="{{ delete_partition_window('order_date') }}",
-    )
-}}
+{{ config(**partition_window_config('order_date')) }}
 
 -- Per campaign and day: how many orders redeemed it, the revenue they brought and what the
 -- discount cost. Campaign names and discounts are current state: analysts join

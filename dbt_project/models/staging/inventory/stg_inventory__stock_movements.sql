@@ -1,9 +1,7 @@
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='append',
         on_schema_change='append_new_columns',
-        pre_hook="{{ delete_partition_window('updated_date') }}",
+        **partition_window_config('updated_date')
     )
 }}
 

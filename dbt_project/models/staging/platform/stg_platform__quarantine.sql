@@ -4,7 +4,7 @@
 -- ", got"), so rejections can be counted by rule.
 select
     source,
-    "partition" as partition_date,
+    {{ adapter.quote('partition') }} as partition_date,
     origin,
     position,
     raw,
