@@ -391,10 +391,10 @@ def new_extract_days(
     return days, newest
 
 
-def extracts_in_flight(instance: dg.DagsterInstance, extract_keys: set[dg.AssetKey]) -> bool:
-    """Whether a run that writes extracts is queued or running."""
+def writers_in_flight(instance: dg.DagsterInstance, keys: set[dg.AssetKey]) -> bool:
+    """Whether a run that writes any of `keys` is queued or running."""
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=_UNFINISHED)):
-        if (record.dagster_run.asset_selection or set()) & extract_keys:
+        if (record.dagster_run.asset_selection or set()) & keys:
             return True
     return False
 
@@ -407,6 +407,7 @@ def build_downstream_sensor(
 ) -> dg.SensorDefinition:
     """Takes every day whose extracts changed through everything above them, in one run."""
     downstream = set(downstream_keys)
+    watched = set(extract_keys) | downstream
 
     @dg.sensor(
         name="downstream_sensor",
@@ -416,7 +417,8 @@ def build_downstream_sensor(
         description="After extracts materialise (by a sensor, a person, a schedule or a "
         "backfill), requests ONE run of everything downstream of them (quarantine, dbt models, "
         "snapshot) for the days they touched and the days their settlement window reaches. It "
-        "waits while extract runs are still queued or running, so their days go together.",
+        "waits while extract runs are still queued or running, so their days go together, and "
+        "while a run above the extracts is, so no two runs rebuild the same days at once.",
     )
     def downstream_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         state = json.loads(context.cursor) if context.cursor else {}
@@ -426,7 +428,11 @@ def build_downstream_sensor(
         )
         pending = {day for day in set(state.get("pending", [])) | days if day in keys}
         requests = []
-        if pending and not extracts_in_flight(context.instance, set(extract_keys)):
+        # Wait while extracts are still being written (their days should share the run) and
+        # while a run is still writing above them: two runs over overlapping windows would
+        # rebuild the same days at once. DuckDB's pool would only queue the second; Spark,
+        # whose partitioned models take no pool, would let both write a day's folder.
+        if pending and not writers_in_flight(context.instance, watched):
             first, last = downstream_window(pending, keys, reach)
             requests.append(
                 dg.RunRequest(

@@ -142,14 +142,23 @@ def test_a_days_reach_adds_up_the_windows_along_every_path():
     assert day_reach([specs[0], specs[1], specs[4]], [dg.AssetKey("raw")]) == (0, 0)
 
 
-def test_the_downstream_sensor_waits_for_unfinished_extract_runs():
+@pytest.mark.parametrize(
+    "unfinished",
+    [
+        # Another extract run is still queued: its days should share the downstream run.
+        SESSIONS_RAW,
+        # A run above the extracts (an earlier downstream run, a person's, the automation's) is
+        # still unfinished: a second over overlapping days would rebuild them at the same time.
+        KPIS,
+    ],
+)
+def test_the_downstream_sensor_waits_for_unfinished_runs_that_write_the_graph(unfinished):
     with dg.instance_for_test() as instance:
         first = downstream_tick(instance)
         instance.report_runless_asset_event(dg.AssetMaterialization(ORDERS, partition="2026-03-05"))
-        # Another extract run is still queued: its days should share the downstream run.
         queued = instance.create_run_for_job(
             defs.resolve_implicit_global_asset_job_def(),
-            asset_selection=frozenset({SESSIONS_RAW}),
+            asset_selection=frozenset({unfinished}),
             tags={"dagster/partition": "2026-03-06"},
         )
         waiting = downstream_tick(instance, first.cursor)
