@@ -66,12 +66,16 @@ SESSION_CONFIG = {
     # The lake's timestamps are UTC without a zone, as DuckDB's TIMESTAMP: keep them so.
     "spark.sql.timestampType": "TIMESTAMP_NTZ",
     "spark.sql.session.timeZone": "UTC",
-    # A small machine and small days: two shuffle partitions instead of 200 tiny tasks.
+    # dbt parses its own output lines: no progress bars on the console.
+    "spark.ui.showConsoleProgress": "false",
+}
+# Only for Spark in this process (`local[...]`), a small machine and small days: one shuffle
+# partition instead of 200 tiny tasks, and no web UI. A cluster keeps its own sizing (and
+# adaptive execution, which picks partition counts from the data).
+LOCAL_CONFIG = {
     "spark.sql.shuffle.partitions": "1",
     "spark.sql.adaptive.enabled": "false",
     "spark.ui.enabled": "false",
-    # dbt parses its own output lines: no progress bars on the console.
-    "spark.ui.showConsoleProgress": "false",
 }
 
 
@@ -119,6 +123,9 @@ def start_session(root: Path | None = None):
             "spark.sql.warehouse.dir", str(paths.spark_dir(root) / DATABASES_FOLDER)
         )
         where = f"{MASTER_ENV}={master}"
+        if master.startswith("local"):
+            for name, value in LOCAL_CONFIG.items():
+                builder = builder.config(name, value)
     for name, value in SESSION_CONFIG.items():
         builder = builder.config(name, value)
     try:
