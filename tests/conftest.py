@@ -42,12 +42,15 @@ LONGEST_FIRST = (
 SHARED_FIXTURES = {"pipeline": "pipeline", "built_pipeline": "pipeline"}
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Group tests by the expensive fixture they share and start the longest ones first.
 
     Under pytest-xdist's `--dist loadgroup` a group runs on one worker, so the whole graph is
     built once per run and a module's Dagster webserver is started once; without xdist the
-    markers are ignored. The order is the same in every worker, as xdist requires.
+    markers are ignored. The order is the same in every worker, as xdist requires. First
+    (`tryfirst`): xdist reads the group marks in this same hook, so marks added after it
+    would be ignored and every worker would build the shared fixtures again.
     """
     for item in items:
         group = next((g for f, g in SHARED_FIXTURES.items() if f in item.fixturenames), None)
@@ -63,6 +66,19 @@ def pytest_collection_modifyitems(config, items):
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)
+
+
+def pytest_collection_finish(session):
+    """Refuse to run ungrouped: xdist marks a grouped test's id with `@<group>`. Without it the
+    suite still passes but takes minutes longer (each worker builds the shared fixtures)."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    for item in session.items:
+        if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+            raise pytest.UsageError(
+                f"pytest-xdist did not group {item.nodeid} (--dist loadgroup): see the pytest "
+                "pin in pyproject.toml"
+            )
 
 
 def pytest_configure(config):
