@@ -52,9 +52,9 @@ def dbt_parse_path(root: Path | None = None) -> Path:
     return (root or data_dir()).resolve() / "dbt" / "partial_parse.msgpack"
 
 
-def warehouse_path() -> Path:
+def warehouse_path(root: Path | None = None) -> Path:
     """The DuckDB warehouse dbt writes (one writer at a time)."""
-    return data_dir() / "warehouse.duckdb"
+    return (root or data_dir()) / "warehouse.duckdb"
 
 
 def spark_dir(root: Path | None = None) -> Path:

@@ -49,7 +49,7 @@ class Engine:
             from batch_platform.spark_warehouse import catalog_path
 
             return catalog_path(root)
-        return paths.warehouse_path() if root is None else root / "warehouse.duckdb"
+        return paths.warehouse_path(root)
 
 
 DUCKDB = Engine("duckdb", "dev", "dbt", DUCKDB_POOL, DUCKDB_POOL)

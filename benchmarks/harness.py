@@ -609,21 +609,25 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
     raise TimeoutError(f"no {what} within {timeout:.0f} s")
 
 
-def sensor_ticks(instance, name: str) -> int:
-    """How many ticks the daemon has recorded for the sensor `name`."""
+def sensor_tick_records(instance, name: str, after: float | None = None) -> list:
+    """The ticks the daemon has recorded for the sensor `name` (begun after `after`, if given)."""
     for state in instance.all_instigator_state():
         if state.instigator_name == name:
-            return len(instance.get_ticks(state.instigator_origin_id, state.selector_id))
-    return 0
+            return list(
+                instance.get_ticks(state.instigator_origin_id, state.selector_id, after=after)
+            )
+    return []
+
+
+def sensor_ticks(instance, name: str) -> int:
+    """How many ticks the daemon has recorded for the sensor `name`."""
+    return len(sensor_tick_records(instance, name))
 
 
 def tick_seconds(instance, name: str) -> list[float]:
     """How long each finished tick of the sensor `name` took, in seconds."""
-    for state in instance.all_instigator_state():
-        if state.instigator_name == name:
-            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
-            return [t.end_timestamp - t.timestamp for t in ticks if t.end_timestamp]
-    return []
+    ticks = sensor_tick_records(instance, name)
+    return [t.end_timestamp - t.timestamp for t in ticks if t.end_timestamp]
 
 
 def runs_after(instance, after: float) -> list:

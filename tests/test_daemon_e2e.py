@@ -27,6 +27,7 @@ from batch_platform.definitions import defs
 from batch_platform.paths import PROJECT_ROOT
 from batch_platform.simulator import simulate
 from batch_platform.transform.dbt_assets import WAREHOUSE_POOL
+from benchmarks.harness import sensor_tick_records
 
 # Every run the daemon launches is a process that loads the code location (~8 s here) and each
 # dbt invocation costs ~5-10 s, so this takes a few minutes.
@@ -108,15 +109,6 @@ def finished(instance: dg.DagsterInstance) -> bool:
         dg.DagsterRunStatus.CANCELING,
     ]
     return not instance.get_run_records(filters=dg.RunsFilter(statuses=unfinished))
-
-
-def ticks_since(instance: dg.DagsterInstance, sensor: str, since: float) -> int:
-    """How many ticks of `sensor` finished after the epoch second `since`."""
-    for state in instance.all_instigator_state():
-        if state.instigator_name == sensor:
-            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
-            return sum(1 for t in ticks if t.end_timestamp and t.timestamp > since)
-    return 0
 
 
 def latest_storage_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int:
@@ -292,7 +284,11 @@ def test_a_fresh_instance_is_bootstrapped_and_a_new_day_reaches_the_snapshot_in_
             # no run was added.
             settled, since = len(instance.get_run_records()), time.time()
             wait_until(
-                lambda: all(ticks_since(instance, s, since) >= 2 for s in QUIET_SENSORS),
+                lambda: all(
+                    sum(1 for tick in sensor_tick_records(instance, s, since) if tick.end_timestamp)
+                    >= 2
+                    for s in QUIET_SENSORS
+                ),
                 time.monotonic() + 180,
                 "the sensors did not tick twice after the new day",
                 *args,

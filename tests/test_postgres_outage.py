@@ -21,6 +21,7 @@ from tcp_relay import TcpRelay
 from test_daemon_e2e import SNAPSHOT, START, describe, finished, latest_storage_id
 
 from batch_platform.simulator import simulate
+from benchmarks.harness import sensor_tick_records
 from benchmarks.postgres_storage import fresh_database, production_home
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -44,17 +45,13 @@ def sensor_states(instance: dg.DagsterInstance) -> dict[str, object]:
     }
 
 
-def ticks(instance: dg.DagsterInstance, name: str, after: float | None = None) -> list:
-    state = sensor_states(instance).get(name)
-    if state is None:
-        return []
-    return list(instance.get_ticks(state.instigator_origin_id, state.selector_id, after=after))
-
-
 def ticked_since(instance: dg.DagsterInstance, moment: float) -> bool:
     """Every sensor in SENSORS has completed a tick that began after `moment`."""
     return all(
-        any(tick.status.value in ("SUCCESS", "SKIPPED") for tick in ticks(instance, name, moment))
+        any(
+            tick.status.value in ("SUCCESS", "SKIPPED")
+            for tick in sensor_tick_records(instance, name, moment)
+        )
         for name in SENSORS
     )
 
@@ -149,7 +146,7 @@ def test_daemon_survives_a_postgres_outage_and_keeps_every_sensor_cursor(
             before = {
                 name: sensor_states(instance)[name].instigator_data.cursor for name in SENSORS
             }
-            evaluated_before = max(evaluation_ids(ticks(instance, AUTOMATION)))
+            evaluated_before = max(evaluation_ids(sensor_tick_records(instance, AUTOMATION)))
 
             # 2. The outage.
             log_offset = daemon.log.stat().st_size
@@ -177,7 +174,7 @@ def test_daemon_survives_a_postgres_outage_and_keeps_every_sensor_cursor(
                 3,
             )
             after = {name: sensor_states(instance)[name].instigator_data.cursor for name in SENSORS}
-            resumed = ticks(instance, AUTOMATION, restored)
+            resumed = sensor_tick_records(instance, AUTOMATION, restored)
             runs_after = instance.get_run_records()
             assert daemon.popen.poll() is None, daemon.tail()
     finally:
