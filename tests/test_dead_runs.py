@@ -166,8 +166,9 @@ def _finished(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRunStatus 
     return status if status in TERMINAL else None
 
 
-def _assert_recovered(platform: Platform, killed: str, second: str, why: str) -> None:
-    """The second writer completes in bounded time; the killed run failed, saying `why`."""
+def _assert_recovered(platform: Platform, killed: str, second: str, *why: str) -> None:
+    """The second writer completes in bounded time; the killed run failed, saying one of
+    `why` (where two detectors race, either may be first: both messages say why)."""
     with platform.instance() as instance:
         status = wait_until(
             lambda: _finished(instance, second),
@@ -177,7 +178,8 @@ def _assert_recovered(platform: Platform, killed: str, second: str, why: str) ->
         )
         assert status == dg.DagsterRunStatus.SUCCESS, _failure(instance, second)
         assert instance.get_run_by_id(killed).status == dg.DagsterRunStatus.FAILURE
-        assert why in _failure(instance, killed), _failure(instance, killed)
+        failure = _failure(instance, killed)
+        assert any(reason in failure for reason in why), failure
         claimed = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots
         assert claimed == []
 
@@ -254,8 +256,12 @@ def test_a_run_launched_from_the_ui_and_killed_in_its_warehouse_step_frees_the_w
     killed, pid = _launch_until_writing(platform, "the UI run's warehouse step")
     _kill_run(pid)
     second = launch_asset_run(platform.url, NEXT)
-    # The code server that launched it saw its run worker die.
-    _assert_recovered(platform, killed, second, "was terminated by signal 9 (SIGKILL)")
+    # Two detectors race: run monitoring asks the code server that launched the run worker,
+    # which saw it die of SIGKILL; the `dead_run_check` sensor finds its process gone. Which
+    # one ticks first depends on when the kill falls in their intervals (CI saw both).
+    _assert_recovered(
+        platform, killed, second, "was terminated by signal 9 (SIGKILL)", f"Run process {pid} on "
+    )
 
 
 def test_a_run_killed_with_the_daemon_that_launched_it_frees_the_warehouse(platform):
