@@ -83,3 +83,51 @@ def test_days_of_stock_left_is_an_exact_decimal_rounded_half_up(tmp_path):
         ("mobile", "prd-0002"): [140, 3, Decimal("20.00"), Decimal("0.2"), *decimals],
         ("web", "prd-0003"): [7, None, Decimal("1.00"), None, *decimals],
     }
+
+
+def test_a_payment_filed_again_on_an_earlier_day_leaves_the_later_one(tmp_path):
+    """Days built out of order, as a hand-launched range may be: day D alone while the
+    payment's first event (on D-1) has not landed, then D-1 once it has. The payment moves to
+    D-1 and is no longer on D: one row per payment, as `fct_orders` keeps one per order."""
+    events = [
+        # event, type, day offset, payment
+        ("e1", "payment_authorized", -1, "pay-1"),
+        ("e2", "payment_captured", 0, "pay-1"),
+        ("e3", "payment_authorized", 0, "pay-2"),
+    ]
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE SCHEMA staging")
+        con.execute(
+            "CREATE TABLE staging.stg_payments__payment_events (event_id VARCHAR, "
+            "event_type VARCHAR, occurred_at TIMESTAMP, event_date DATE, payment_id VARCHAR, "
+            "order_id VARCHAR, amount DECIMAL(12,2), currency VARCHAR, method VARCHAR)"
+        )
+
+    def land(offset: int) -> None:
+        with duckdb.connect(str(warehouse)) as con:
+            con.executemany(
+                "INSERT INTO staging.stg_payments__payment_events "
+                "VALUES (?, ?, ?, ?, ?, 'ord-' || ?, 10.00, 'EUR', 'card')",
+                [
+                    (event, kind, DAY + timedelta(days=days, hours=12), DAY + timedelta(days=days))
+                    + (payment, payment)
+                    for event, kind, days, payment in events
+                    if days == offset
+                ],
+            )
+
+    land(0)
+    run_model(tmp_path, "fct_payments", DAY, DAY + timedelta(days=1))
+    land(-1)
+    run_model(tmp_path, "fct_payments", DAY - timedelta(days=1), DAY)
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute(
+            "SELECT payment_id, payment_date, status FROM middle_platform.fct_payments "
+            "ORDER BY payment_id, payment_date"
+        ).fetchall()
+    assert rows == [
+        ("pay-1", DAY - timedelta(days=1), "captured"),
+        ("pay-2", DAY, "pending"),
+    ]

@@ -1,8 +1,10 @@
-{{ config(**partition_window_config('payment_date')) }}
+{{ config(**partition_window_config('payment_date', unique_key='payment_id')) }}
 
 -- One row per payment, on the day of its first event, with its outcome. Events are read from
 -- a settlement period before the window too, so a payment that began earlier is not mistaken
--- for one that began inside it.
+-- for one that began inside it. A payment moves to an earlier day when its first event lands
+-- after a later day was built (days built out of order, a late event): the unique key takes
+-- it off the later day in the same transaction, so there is always one row per payment.
 with events as (
     select * from {{ ref('stg_payments__payment_events') }}
     where {{ in_settlement_window('event_date') }}
