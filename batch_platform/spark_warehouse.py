@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sys
 import uuid
 from collections.abc import Iterable, Sequence
@@ -43,12 +44,15 @@ from datetime import UTC, datetime
 from glob import glob
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from batch_platform import paths
 
 MASTER_ENV = "BATCH_PLATFORM_SPARK_MASTER"
 REMOTE_ENV = "BATCH_PLATFORM_SPARK_REMOTE"
 DEFAULT_MASTER = "local[2]"
+DEFAULT_CONNECT_PORT = 15002  # Spark Connect's own default
+CONNECT_TIMEOUT_SECONDS = 10
 # Written beside every table's Parquet files (Spark ignores names starting with `_`).
 TABLE_FILE = "_batch_platform_table.json"
 CATALOG_FILE = "catalog.duckdb"
@@ -56,8 +60,6 @@ CATALOG_FILE = "catalog.duckdb"
 DATABASES_FOLDER = "_databases"
 # The Spark settings every session needs; each line says why.
 SESSION_CONFIG = {
-    # One process's catalog: no Derby metastore in the working directory, no lock between steps.
-    "spark.sql.catalogImplementation": "in-memory",
     # Partitions are folders, listed when read: a day another process wrote is seen at once.
     "spark.sql.hive.manageFilesourcePartitions": "false",
     # A table rebuilt whole is written into the folder its dropped predecessor left (dbt drops
@@ -66,6 +68,12 @@ SESSION_CONFIG = {
     # The lake's timestamps are UTC without a zone, as DuckDB's TIMESTAMP: keep them so.
     "spark.sql.timestampType": "TIMESTAMP_NTZ",
     "spark.sql.session.timeZone": "UTC",
+}
+# Settings of a Spark driver, which only a Spark started in this process takes (a Spark Connect
+# server fixes them when it starts: docs/DEPLOY.md says which).
+DRIVER_CONFIG = {
+    # One process's catalog: no Derby metastore in the working directory, no lock between steps.
+    "spark.sql.catalogImplementation": "in-memory",
     # dbt parses its own output lines: no progress bars on the console.
     "spark.ui.showConsoleProgress": "false",
 }
@@ -102,6 +110,36 @@ def java_problem(environ: dict[str, str] | None = None) -> str | None:
     return None
 
 
+def connect_url_for_humans(url: str) -> str:
+    """A Spark Connect URL fit for a log line: parameters after `;` (a `token=`) masked."""
+    address, _, parameters = url.partition(";")
+    if not parameters:
+        return address
+    names = [item.partition("=")[0] for item in parameters.split(";") if item]
+    return address + "".join(f";{name}=***" for name in names)
+
+
+def connect_problem(url: str, timeout: float = CONNECT_TIMEOUT_SECONDS) -> str | None:
+    """Why the Spark Connect server at `url` cannot be reached, or None.
+
+    Asked before the session is built: pyspark's client retries an unreachable server with
+    backoff for many minutes (measured: over 10 on a closed port), where a dbt step should
+    fail at once, naming the address.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "sc" or not parts.hostname:
+        return "expected sc://host[:port], for example sc://spark-connect:15002"
+    try:
+        port = parts.port or DEFAULT_CONNECT_PORT
+    except ValueError:
+        return "the port is not a number"
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError as error:
+        return f"cannot reach {parts.hostname}:{port} ({error.strerror or error})"
+    return None
+
+
 def start_session(root: Path | None = None):
     """The Spark session dbt will run on, prepared; SparkUnavailable if Spark cannot start."""
     from pyspark.sql import SparkSession
@@ -109,8 +147,10 @@ def start_session(root: Path | None = None):
     remote = os.environ.get(REMOTE_ENV)
     builder = SparkSession.builder.appName("batch_platform")
     if remote:
+        where = f"Spark Connect at {REMOTE_ENV}={connect_url_for_humans(remote)}"
+        if problem := connect_problem(remote):
+            raise SparkUnavailable(f"Spark cannot start with {where}: {problem}")
         builder = builder.remote(remote)
-        where = f"Spark Connect at {REMOTE_ENV}={remote}"
     else:
         if problem := java_problem():
             raise SparkUnavailable(f"Spark cannot start: {problem}")
@@ -123,6 +163,8 @@ def start_session(root: Path | None = None):
             "spark.sql.warehouse.dir", str(paths.spark_dir(root) / DATABASES_FOLDER)
         )
         where = f"{MASTER_ENV}={master}"
+        for name, value in DRIVER_CONFIG.items():
+            builder = builder.config(name, value)
         if master.startswith("local"):
             for name, value in LOCAL_CONFIG.items():
                 builder = builder.config(name, value)

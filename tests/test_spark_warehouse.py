@@ -4,21 +4,26 @@ A 3-day demo landscape is built on both engines at once (DuckDB in this process,
 in `spark_build.py`'s), each published to its own `analytics.duckdb`. Every analyst table must
 be equal row for row, without tolerance: the models' arithmetic is exact decimals or the same
 IEEE doubles on both engines. Then two day-runs on Spark go side by side (no pool on Spark's
-partitioned models) and replace exactly their days; and a Spark that cannot start fails the dbt
-step with one line and publishes nothing.
+partitioned models) and replace exactly their days, one of them through a real Spark Connect
+server (the cluster path, BATCH_PLATFORM_SPARK_REMOTE); and a Spark that cannot start (no Java,
+a wrong master URL, an unreachable Connect server) fails the dbt step with one line and
+publishes nothing.
 """
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
+from dagster_ui import Process, free_port, wait_until
 from support import (
     LANDSCAPE_SCALE,
     LANDSCAPE_SEED,
@@ -30,7 +35,14 @@ from support import (
 from batch_platform.analytics import SNAPSHOT_FILE
 from batch_platform.paths import DATA_DIR_ENV, lake_dir, spark_dir
 from batch_platform.pii import mask
-from batch_platform.spark_warehouse import TABLE_FILE, catalog_path, java_problem
+from batch_platform.spark_warehouse import (
+    REMOTE_ENV,
+    TABLE_FILE,
+    catalog_path,
+    java_problem,
+    register_functions,
+    start_session,
+)
 from batch_platform.warehouse import WAREHOUSE_ENV
 
 pytestmark = pytest.mark.slow
@@ -108,6 +120,54 @@ def builds(tmp_path_factory) -> tuple[Path, Path]:
     return duck, spark
 
 
+@pytest.fixture(scope="module")
+def spark_connect(builds, tmp_path_factory) -> Iterator[tuple[str, Process]]:
+    """A Spark Connect server on 127.0.0.1 (Spark local inside it), as a cluster's would be
+    started (its `sbin/start-connect-server.sh` runs this class): its URL and its process."""
+    import pyspark
+
+    base = tmp_path_factory.mktemp("spark-connect")
+    port = free_port()
+    settings = {
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(port),
+        # Static settings a client cannot change; a cluster would keep a Hive metastore instead.
+        "spark.sql.catalogImplementation": "in-memory",
+        "spark.sql.warehouse.dir": str(base / "warehouse"),
+        # The server's Python workers run the platform's functions (pii_mask) on this venv.
+        "spark.pyspark.python": sys.executable,
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": "1",
+    }
+    home = Path(pyspark.__file__).parent
+    command = [str(home / "bin" / "spark-submit"), "--master", "local[2]"]
+    command += ["--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
+    for name, value in settings.items():
+        command += ["--conf", f"{name}={value}"]
+    log = base / "server.log"
+    with log.open("w") as out:
+        popen = subprocess.Popen(  # noqa: S603 - a fixed argument list
+            command,
+            cwd=base,
+            env={**os.environ, "SPARK_HOME": str(home)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Process("Spark Connect server", popen, log)
+    try:
+        wait_until(
+            lambda: "Spark Connect server started" in log.read_text(errors="replace"),
+            180,
+            "the Spark Connect server",
+            (server,),
+        )
+        yield f"sc://127.0.0.1:{port}", server
+    finally:
+        os.killpg(popen.pid, signal.SIGTERM)
+        popen.wait(timeout=60)
+
+
 def test_every_analyst_table_is_equal_row_for_row_on_both_engines(builds):
     duck, spark = builds
     on_duckdb, on_spark = tables(duck / SNAPSHOT_FILE), tables(spark / SNAPSHOT_FILE)
@@ -148,10 +208,13 @@ def test_pii_keyed_hashes_are_equal_on_both_engines(builds):
             assert secret not in path.read_bytes(), path
 
 
-def test_two_day_runs_on_spark_go_side_by_side_and_replace_exactly_their_days(builds):
-    """Days 2 and 3 again, at once. Day 3's clickstream has meanwhile vanished from the lake, so
-    its sessions must go (a day emptied, not kept) and every table must equal DuckDB's after
-    the same re-run of day 3 there; everything else is exactly as before."""
+def test_two_day_runs_on_spark_go_side_by_side_and_replace_exactly_their_days(
+    builds, spark_connect
+):
+    """Days 2 and 3 again, at once, day 3 through Spark Connect. Day 3's clickstream has
+    meanwhile vanished from the lake, so its sessions must go (a day emptied, not kept) and
+    every table must equal DuckDB's after the same re-run of day 3 there; everything else is
+    exactly as before."""
     from batch_platform.definitions import dbt_partitioned_models, defs, extracts, transforms
 
     duck, spark = builds
@@ -162,7 +225,9 @@ def test_two_day_runs_on_spark_go_side_by_side_and_replace_exactly_their_days(bu
     for data in (duck, spark):
         shutil.rmtree(lake_dir(data) / "raw" / "clickstream" / "sessions" / f"dt={DAYS[2]}")
 
-    runs = [start(spark, "day", day) for day in DAYS[1:]]
+    remote, server = spark_connect
+    sessions_before = server.log.read_text(errors="replace").count("SessionHolder")
+    runs = [start(spark, "day", DAYS[1]), start(spark, "day", DAYS[2], **{REMOTE_ENV: remote})]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(DATA_DIR_ENV, str(duck))
         on_duckdb = dg.materialize(
@@ -176,6 +241,8 @@ def test_two_day_runs_on_spark_go_side_by_side_and_replace_exactly_their_days(bu
     assert all(report["success"] for report in reports), [
         failure[-2000:] for report in reports for failure in report["failures"]
     ]
+    # The day-3 run's dbt worked in the server's sessions, not in a Spark of its own.
+    assert server.log.read_text(errors="replace").count("SessionHolder") > sessions_before
     first, second = (report["dbt_step"] for report in reports)
     assert first[0] < second[1] and second[0] < first[1], "the two dbt steps did not overlap"
     assert all(report["pools"]["dbt_partitioned_models"] is None for report in reports)
@@ -190,11 +257,34 @@ def test_two_day_runs_on_spark_go_side_by_side_and_replace_exactly_their_days(bu
     }
 
 
+def test_pii_mask_through_spark_connect_is_the_platform_hash(spark_connect):
+    """The function ships to the server's Python workers by value and keys with the key the
+    client read from its environment: the same hash as DuckDB's `pii_mask`."""
+    remote, _ = spark_connect
+    key = os.environ["BATCH_PLATFORM_PII_SALT"].encode()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(REMOTE_ENV, remote)
+        spark = start_session()
+    register_functions(spark, key)
+    values = ["ana@example.com", "+44 20 7946 0000", None]
+    rows = spark.sql(
+        "select v, pii_mask(v) as h from values (:a), (:b), (cast(null as string)) as t(v)",
+        args={"a": values[0], "b": values[1]},
+    ).collect()
+    spark.stop()
+    assert {row.v: row.h for row in rows} == {value: mask(value, key) for value in values}
+
+
 @pytest.mark.parametrize(
     ("setting", "named"),
     [
         ({"JAVA_HOME": "/nonexistent/java"}, "JAVA_HOME=/nonexistent/java has no bin/java"),
         ({"BATCH_PLATFORM_SPARK_MASTER": "no-such-master"}, "BATCH_PLATFORM_SPARK_MASTER"),
+        # A closed port: pyspark's client alone would retry for over ten minutes.
+        (
+            {REMOTE_ENV: "sc://127.0.0.1:9/;token=not-logged"},
+            f"{REMOTE_ENV}=sc://127.0.0.1:9/;token=***: cannot reach 127.0.0.1:9",
+        ),
     ],
 )
 def test_a_spark_that_cannot_start_fails_the_dbt_step_in_one_line_and_publishes_nothing(
