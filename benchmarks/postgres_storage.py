@@ -18,6 +18,22 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 PRODUCTION_YAML = Path(__file__).resolve().parent.parent / "deploy" / "dagster.production.yaml"
+# What every process takes on PostgreSQL storage; docker-compose.yml reads the same file.
+PRODUCTION_ENV = PRODUCTION_YAML.with_name("production.env")
+
+
+def production_environment(path: Path = PRODUCTION_ENV) -> dict[str, str]:
+    """deploy/production.env's KEY=VALUE lines (comments and blank lines skipped)."""
+    settings = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, equals, value = line.partition("=")
+        if not equals or not key.strip().isidentifier():
+            raise ValueError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
+        settings[key.strip()] = value.strip()
+    return settings
 
 
 class PostgresUnavailable(RuntimeError):
@@ -64,7 +80,7 @@ def postgres_admin() -> dict[str, str | int]:
 @contextmanager
 def fresh_database(prefix: str = "bp_dagster") -> Iterator[dict[str, str]]:
     """A new database, dropped on exit; yields the DAGSTER_PG_* variables the production
-    instance config reads.
+    instance config reads, with the settings of deploy/production.env.
 
     The name is unique (two pytest-xdist workers or two checkouts never share one); dropping
     terminates the connections a daemon's or webserver's processes may have left.
@@ -85,6 +101,7 @@ def fresh_database(prefix: str = "bp_dagster") -> Iterator[dict[str, str]]:
             "DAGSTER_PG_USER": str(admin["user"]),
             "DAGSTER_PG_PASSWORD": str(admin["password"]),
             "DAGSTER_PG_DB": name,
+            **production_environment(),
         }
     finally:
         with connection.cursor() as cursor:
