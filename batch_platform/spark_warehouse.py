@@ -47,6 +47,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from batch_platform import paths
+from batch_platform.redaction import redact_url
 
 MASTER_ENV = "BATCH_PLATFORM_SPARK_MASTER"
 REMOTE_ENV = "BATCH_PLATFORM_SPARK_REMOTE"
@@ -110,15 +111,6 @@ def java_problem(environ: dict[str, str] | None = None) -> str | None:
     return None
 
 
-def connect_url_for_humans(url: str) -> str:
-    """A Spark Connect URL fit for a log line: parameters after `;` (a `token=`) masked."""
-    address, _, parameters = url.partition(";")
-    if not parameters:
-        return address
-    names = [item.partition("=")[0] for item in parameters.split(";") if item]
-    return address + "".join(f";{name}=***" for name in names)
-
-
 def connect_problem(url: str, timeout: float = CONNECT_TIMEOUT_SECONDS) -> str | None:
     """Why the Spark Connect server at `url` cannot be reached, or None.
 
@@ -147,7 +139,7 @@ def start_session(root: Path | None = None):
     remote = os.environ.get(REMOTE_ENV)
     builder = SparkSession.builder.appName("batch_platform")
     if remote:
-        where = f"Spark Connect at {REMOTE_ENV}={connect_url_for_humans(remote)}"
+        where = f"Spark Connect at {REMOTE_ENV}={redact_url(remote)}"
         if problem := connect_problem(remote):
             raise SparkUnavailable(f"Spark cannot start with {where}: {problem}")
         builder = builder.remote(remote)

@@ -31,11 +31,11 @@ from batch_platform.extract.database import (
     connection_url,
     extract_database,
     open_readonly,
-    redact_url,
 )
 from batch_platform.extract.factory import ROWS_ACCOUNTED_FOR, build_extract_asset
 from batch_platform.extract.lake import partition_path
 from batch_platform.paths import DATA_DIR_ENV
+from batch_platform.redaction import redact_url
 from batch_platform.registry import load_registry
 
 DAY = date(2026, 3, 2)

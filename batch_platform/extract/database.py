@@ -26,7 +26,6 @@ metadata.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -44,6 +43,7 @@ import stamina
 from batch_platform.extract.contract import quote_identifier
 from batch_platform.extract.lake import PartitionLoad, PartitionStats, day_window
 from batch_platform.paths import lake_dir
+from batch_platform.redaction import redact_url
 from batch_platform.registry import SourceSpec
 
 SCHEMES = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
@@ -60,11 +60,6 @@ _WINDOW_START = "batch_platform.window_start"
 _WINDOW_END = "batch_platform.window_end"
 # Marks the leading row of a SQLite read (see `_sqlite_query`); never a contract column name.
 _SENTINEL = "__batch_platform_sentinel"
-
-_USERINFO_PASSWORD = re.compile(r"(://[^/?#@:]*:)[^/?#@]*@")
-_SECRET_SETTING = re.compile(
-    r"\b(\w*(?:password|passwd|pwd|token|secret|key)\w*)(\s*=\s*)[^&\s]+", re.I
-)
 
 
 class DatabaseSourceError(RuntimeError):
@@ -83,16 +78,6 @@ class DatabaseSourceError(RuntimeError):
 
 class _ConnectFailed(Exception):
     """A connect attempt that failed for a reason worth retrying; the message is scrubbed."""
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password and any secret-looking setting replaced by `***`.
-
-    Works on text rather than a parsed URL so that even a malformed URL or a libpq
-    `key=value` string is redacted instead of raising or passing through.
-    """
-    url = _USERINFO_PASSWORD.sub(r"\1***@", url)
-    return _SECRET_SETTING.sub(r"\1\2***", url)
 
 
 def _scrub(message: str, url: str) -> str:
