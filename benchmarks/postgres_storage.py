@@ -23,17 +23,10 @@ PRODUCTION_ENV = PRODUCTION_YAML.with_name("production.env")
 
 
 def production_environment(path: Path = PRODUCTION_ENV) -> dict[str, str]:
-    """deploy/production.env's KEY=VALUE lines (comments and blank lines skipped)."""
-    settings = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, equals, value = line.partition("=")
-        if not equals or not key.strip().isidentifier():
-            raise ValueError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
-        settings[key.strip()] = value.strip()
-    return settings
+    """deploy/production.env's settings, read by python-dotenv with Compose's `env_file` rules."""
+    from dotenv import dotenv_values
+
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
 
 
 class PostgresUnavailable(RuntimeError):
