@@ -36,6 +36,8 @@ from batch_platform.analytics import SNAPSHOT_FILE
 from batch_platform.paths import DATA_DIR_ENV, lake_dir, spark_dir
 from batch_platform.pii import mask
 from batch_platform.spark_warehouse import (
+    DRIVER_CONFIG,
+    LOCAL_CONFIG,
     REMOTE_ENV,
     TABLE_FILE,
     catalog_path,
@@ -129,15 +131,15 @@ def spark_connect(builds, tmp_path_factory) -> Iterator[tuple[str, Process]]:
     base = tmp_path_factory.mktemp("spark-connect")
     port = free_port()
     settings = {
+        # The driver settings a client cannot change (the in-memory catalog), as docs/DEPLOY.md
+        # says to start a server, and the small-machine sizing of a local Spark.
+        **DRIVER_CONFIG,
+        **LOCAL_CONFIG,
         "spark.connect.grpc.binding.address": "127.0.0.1",
         "spark.connect.grpc.binding.port": str(port),
-        # Static settings a client cannot change; a cluster would keep a Hive metastore instead.
-        "spark.sql.catalogImplementation": "in-memory",
         "spark.sql.warehouse.dir": str(base / "warehouse"),
         # The server's Python workers run the platform's functions (pii_mask) on this venv.
         "spark.pyspark.python": sys.executable,
-        "spark.ui.enabled": "false",
-        "spark.sql.shuffle.partitions": "1",
     }
     home = Path(pyspark.__file__).parent
     command = [str(home / "bin" / "spark-submit"), "--master", "local[2]"]
