@@ -7,6 +7,10 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
+# Settings every Dagster process of the platform takes (KEY=VALUE lines; docker-compose reads
+# the same file): exported to `dagster dev`, the tests and the benchmarks.
+include deploy/platform.env
+export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' deploy/platform.env)
 export BATCH_PLATFORM_DATA_DIR ?= $(CURDIR)/data
 
 # The demo landscape: two weeks up to yesterday, so the latest partitions hold data.

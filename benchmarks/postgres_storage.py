@@ -17,16 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-PRODUCTION_YAML = Path(__file__).resolve().parent.parent / "deploy" / "dagster.production.yaml"
-# What every process takes on PostgreSQL storage; docker-compose.yml reads the same file.
-PRODUCTION_ENV = PRODUCTION_YAML.with_name("production.env")
+from benchmarks.deploy_env import DEPLOY, PRODUCTION_ENV, deploy_environment
 
-
-def production_environment(path: Path = PRODUCTION_ENV) -> dict[str, str]:
-    """deploy/production.env's settings, read by python-dotenv with Compose's `env_file` rules."""
-    from dotenv import dotenv_values
-
-    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+PRODUCTION_YAML = DEPLOY / "dagster.production.yaml"
 
 
 class PostgresUnavailable(RuntimeError):
@@ -94,7 +87,7 @@ def fresh_database(prefix: str = "bp_dagster") -> Iterator[dict[str, str]]:
             "DAGSTER_PG_USER": str(admin["user"]),
             "DAGSTER_PG_PASSWORD": str(admin["password"]),
             "DAGSTER_PG_DB": name,
-            **production_environment(),
+            **deploy_environment(PRODUCTION_ENV),
         }
     finally:
         with connection.cursor() as cursor:

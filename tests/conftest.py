@@ -24,6 +24,7 @@ from support import (
 )
 
 from batch_platform.paths import DATA_DIR_ENV
+from benchmarks.deploy_env import adopt_platform_environment
 from benchmarks.postgres_storage import fresh_database
 
 # Run first: the longest tests, so that with `pytest -n 2` (make test) neither core is left
@@ -87,6 +88,8 @@ def pytest_configure(config):
     # values with a key they know.
     os.environ.setdefault("BATCH_PLATFORM_PII_SALT", "test-salt-not-secret")
     os.environ.setdefault("BATCH_PLATFORM_API_TOKEN", API_TOKEN)
+    # The daemons, webservers and runs the tests start take what `make` gives every process.
+    adopt_platform_environment()
 
 
 @pytest.fixture(scope="session")
