@@ -108,7 +108,7 @@ def log(message: str) -> None:
 # Machine
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -159,7 +159,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "cores": os.cpu_count(),
         "memory_bytes": _memory_bytes(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": {

@@ -102,6 +102,7 @@ def _benchmark(name: str, bench: dict, results: dict) -> list[str]:
     load = bench.get("load_average")
     lines.append(
         f"`--only {name}` · measured {bench['measured_at']} in {_fmt(bench['seconds'])} s"
+        + (f" on {bench['cpu_model']}" if bench.get("cpu_model") else "")
         + (f" · load average at start {load[0]}" if load else "")
     )
     lines.append("")
@@ -781,6 +782,9 @@ def render(results: dict) -> str:
         "through the daemon).",
         "",
         "## Machine",
+        "",
+        "Of the latest invocation; each benchmark below names the CPU it was measured on (this "
+        "shared machine has not always had the same one).",
         "",
         *_machine(results),
         "",

@@ -41,6 +41,7 @@ from benchmarks.harness import (
     PROJECT_ROOT,
     Context,
     Skip,
+    cpu_model,
     environment,
     fresh_folder,
     load_average,
@@ -108,7 +109,14 @@ def run_benchmark(name: str, quick: bool, work_root: Path) -> dict:
     """One benchmark in its own work folder and environment; never raises."""
     module = importlib.import_module(MODULES[name])
     work = fresh_folder(work_root / name)
-    entry: dict = {"title": module.TITLE, "measured_at": now_utc(), "load_average": load_average()}
+    # The machine's CPU per benchmark: the report merges benchmarks run on different days, and
+    # this shared machine has not always had the same processor.
+    entry: dict = {
+        "title": module.TITLE,
+        "measured_at": now_utc(),
+        "cpu_model": cpu_model(),
+        "load_average": load_average(),
+    }
     started = time.perf_counter()
     # dagster-dbt writes a folder per dbt invocation under DBT_TARGET_PATH: never the project's.
     env = {**platform_env(work / "data"), "DBT_TARGET_PATH": str(work / "dagster-dbt-target")}
