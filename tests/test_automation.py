@@ -306,6 +306,26 @@ def test_an_unchanged_re_extract_leads_to_no_downstream_run(data_dir):
         assert len(again.run_requests) == 1
 
 
+def staging_and_fact() -> tuple[dg.AssetsDefinition, dg.Definitions]:
+    """A staging asset that runs (one day or a range in one run) and a fact that follows it by
+    the platform's `upstream_updated`: the staging asset, and both as definitions."""
+    from batch_platform.automation import upstream_updated
+
+    @dg.asset(
+        key=STAGING_LIKE, partitions_def=DAILY, backfill_policy=dg.BackfillPolicy.single_run()
+    )
+    def staging() -> None:
+        """Staging days, rebuilt."""
+
+    fact = dg.AssetSpec(
+        FACT_LIKE,
+        deps=[STAGING_LIKE],
+        partitions_def=DAILY,
+        automation_condition=upstream_updated(),
+    )
+    return staging, dg.Definitions(assets=[staging, fact])
+
+
 RANGE = {
     "dagster/asset_partition_range_start": "2026-03-03",
     "dagster/asset_partition_range_end": DAY,
@@ -330,22 +350,9 @@ def test_what_the_downstream_sensors_run_built_moves_nothing_by_automation(
 ):
     """Its run rebuilt every day a change reaches, one day or several in one run; the same
     update made by hand is followed, day by day."""
-    from batch_platform.automation import upstream_updated
     from batch_platform.sensors import DOWNSTREAM, TRIGGER_TAG
 
-    @dg.asset(
-        key=STAGING_LIKE, partitions_def=DAILY, backfill_policy=dg.BackfillPolicy.single_run()
-    )
-    def staging() -> None:
-        """Staging days, rebuilt."""
-
-    fact = dg.AssetSpec(
-        FACT_LIKE,
-        deps=[STAGING_LIKE],
-        partitions_def=DAILY,
-        automation_condition=upstream_updated(),
-    )
-    toy = dg.Definitions(assets=[staging, fact])
+    staging, toy = staging_and_fact()
     tags = {**({TRIGGER_TAG: DOWNSTREAM} if by_sensor else {}), **(window or {})}
     with dg.instance_for_test() as instance:
         baseline = first_tick(toy, instance)
@@ -369,7 +376,6 @@ def test_a_sensor_run_that_commits_during_a_tick_is_not_taken_for_a_hand_update(
     the update only up to it, so the sensor's update looked made by hand. deploy/platform.env's
     setting bounds both reads by the same id: the update waits for the next tick, which sees it
     whole. The bound is held back here by hand, as the commit's timing cannot be arranged."""
-    from batch_platform.automation import upstream_updated
     from batch_platform.sensors import DOWNSTREAM, TRIGGER_TAG
     from benchmarks.deploy_env import PLATFORM_ENV, deploy_environment
 
@@ -379,17 +385,7 @@ def test_a_sensor_run_that_commits_during_a_tick_is_not_taken_for_a_hand_update(
     else:
         monkeypatch.delenv(setting, raising=False)
 
-    @dg.asset(key=STAGING_LIKE, partitions_def=DAILY)
-    def staging() -> None:
-        """Staging days, rebuilt."""
-
-    fact = dg.AssetSpec(
-        FACT_LIKE,
-        deps=[STAGING_LIKE],
-        partitions_def=DAILY,
-        automation_condition=upstream_updated(),
-    )
-    toy = dg.Definitions(assets=[staging, fact])
+    staging, toy = staging_and_fact()
     with dg.instance_for_test() as instance:
         baseline = first_tick(toy, instance)
         captured = instance.event_log_storage.get_maximum_record_id()
